@@ -1,0 +1,139 @@
+"""Delay planning: turn a delay in seconds into a route through a fixed set of TTL levels.
+
+Pure policy: imports neither Celery nor kombu.
+
+RabbitMQ only expires the message at the *head* of a queue, so every delay queue has one
+queue-level TTL and FIFO order equals due order.  Level ``k`` holds a message for
+``unit_ms * 2**k`` milliseconds.  A delay is rounded *up* to whole units (a message is never
+delivered early) and its binary digits pick the levels the message sits in; levels whose digit
+is 0 are passed through by exchange-to-exchange bindings without waiting.  ``levels`` queues
+therefore serve every delay from 0 to ``(2**levels - 1) * unit_ms``, and a delay costs one
+dead-letter hop per 1-bit.
+
+The route is carried in the routing key as one word per level, most significant first
+(``"0.1.1.0"``).  Its length is fixed by ``levels``, so it never grows with retries; each
+level's topic binding is anchored at the *end* of the key (``#.1.*.*`` for level 2), so adding
+levels later keeps messages already in flight routable.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from numbers import Real
+
+#: Default resolution: 10 ms.  Lateness from rounding is below one unit.
+DEFAULT_UNIT_MS = 10
+#: Default level count: 28 levels of 10 ms cover 0 .. 31.07 days.
+DEFAULT_LEVELS = 28
+#: The most levels a topology may have; with the parking queue that is at most 40 queues.
+MAX_LEVELS = 39
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where one delayed message goes: the levels it waits in and the key that says so."""
+
+    units: int
+    unit_ms: int
+    levels: int
+
+    @property
+    def delay_ms(self) -> int:
+        """The delay the broker will apply, in milliseconds (>= the requested delay)."""
+        return self.units * self.unit_ms
+
+    @property
+    def delay(self) -> float:
+        """The delay the broker will apply, in seconds."""
+        return self.delay_ms / 1000
+
+    @property
+    def waits(self) -> tuple[int, ...]:
+        """The levels the message waits in, highest first (the order it passes them)."""
+        return tuple(k for k in reversed(range(self.levels)) if self.units >> k & 1)
+
+    @property
+    def hops(self) -> int:
+        """Dead-letter hops on the way: one per level the message waits in."""
+        return len(self.waits)
+
+    @property
+    def routing_key(self) -> str:
+        """One word per level, most significant first: ``'0.0.1.0.1'``."""
+        return ".".join("1" if self.units >> k & 1 else "0" for k in reversed(range(self.levels)))
+
+
+@dataclass(frozen=True)
+class DelayLevels:
+    """The fixed ladder of TTL levels a topology is made of.
+
+    ``unit_ms`` is the resolution (an integer because queue TTLs are whole milliseconds) and
+    ``levels`` the number of delay queues.
+    """
+
+    unit_ms: int = DEFAULT_UNIT_MS
+    levels: int = DEFAULT_LEVELS
+
+    def __post_init__(self) -> None:
+        if isinstance(self.unit_ms, bool) or not isinstance(self.unit_ms, int) or self.unit_ms < 1:
+            raise ValueError(f"unit_ms must be a whole number of milliseconds >= 1, got {self.unit_ms!r}")
+        if isinstance(self.levels, bool) or not isinstance(self.levels, int) or not 1 <= self.levels <= MAX_LEVELS:
+            raise ValueError(f"levels must be a whole number from 1 to {MAX_LEVELS}, got {self.levels!r}")
+
+    @property
+    def max_delay_ms(self) -> int:
+        """The largest delay this ladder can hold, in milliseconds."""
+        return ((1 << self.levels) - 1) * self.unit_ms
+
+    @property
+    def max_delay(self) -> float:
+        """The largest delay this ladder can hold, in seconds."""
+        return self.max_delay_ms / 1000
+
+    def ttl_ms(self, level: int) -> int:
+        """The queue TTL of ``level``."""
+        if not 0 <= level < self.levels:
+            raise ValueError(f"level must be in 0..{self.levels - 1}, got {level!r}")
+        return self.unit_ms << level
+
+    def plan(self, delay: float) -> Route:
+        """Route for ``delay`` seconds, rounded up to the unit so it is never early.
+
+        Raises ``ValueError`` for anything that is not a finite real number between 0 and
+        :attr:`max_delay`, naming the limit.
+        """
+        if isinstance(delay, bool) or not isinstance(delay, Real):
+            raise ValueError(f"delay must be a number of seconds, got {delay!r} ({type(delay).__name__})")
+        if math.isnan(delay) or math.isinf(delay):
+            raise ValueError(f"delay must be finite, got {delay!r}")
+        if delay < 0:
+            raise ValueError(f"delay must be >= 0 seconds, got {delay!r}")
+        # Fraction is exact for floats: 0.3 s must become 300 ms, not 310 ms through 300.00000000000006.
+        units = math.ceil(Fraction(delay) * 1000 / self.unit_ms)
+        if units >= 1 << self.levels:
+            raise ValueError(
+                f"delay {delay!r} s exceeds the maximum of {self.max_delay} s "
+                f"({self.levels} levels of {self.unit_ms} ms); raise dlx_levels or dlx_unit_ms"
+            )
+        return Route(units=units, unit_ms=self.unit_ms, levels=self.levels)
+
+    def route_from_key(self, routing_key: str) -> Route:
+        """Decode a routing key made by :meth:`plan` (for status and inspection tools)."""
+        words = routing_key.split(".")
+        if len(words) > self.levels or any(w not in ("0", "1") for w in words):
+            raise ValueError(f"{routing_key!r} is not a celery_dlx route for {self.levels} levels")
+        return Route(units=int("".join(words), 2), unit_ms=self.unit_ms, levels=self.levels)
+
+    def wait_pattern(self, level: int) -> str:
+        """Topic pattern that sends a message into ``level``'s queue (its digit is 1)."""
+        return self._pattern(level, "1")
+
+    def pass_pattern(self, level: int) -> str:
+        """Topic pattern that passes a message on to the level below (its digit is 0)."""
+        return self._pattern(level, "0")
+
+    def _pattern(self, level: int, digit: str) -> str:
+        self.ttl_ms(level)  # validates the level
+        return ".".join(["#", digit, *(["*"] * level)])

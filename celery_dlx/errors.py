@@ -1,0 +1,44 @@
+"""Exceptions raised by celery_dlx.
+
+Kept in a leaf module so every other module (pure or broker-facing) can raise them
+without import cycles.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class CeleryDLXError(Exception):
+    """Base class of every error celery_dlx raises on purpose."""
+
+
+class ConfigurationError(CeleryDLXError, ValueError):
+    """A celery_dlx setting has a value the library cannot work with."""
+
+
+class TopologyMismatch(CeleryDLXError):
+    """The broker already has an entity declared with other arguments than celery_dlx expects.
+
+    RabbitMQ answers such a declare with PRECONDITION_FAILED and closes the channel; a worker
+    that keeps retrying would loop on that stack trace.  This error names every entity that
+    differs, once, so an operator can fix it (delete the entity, or align the settings).
+    """
+
+    def __init__(self, mismatches: Sequence[tuple[str, str]]) -> None:
+        self.mismatches = list(mismatches)
+        lines = [f"  - {entity}: {detail}" for entity, detail in self.mismatches]
+        super().__init__(
+            "the broker's topology differs from what celery_dlx expects:\n"
+            + "\n".join(lines)
+            + "\nDelete the listed entities (they are re-created on the next declare) or change the "
+            "celery_dlx settings back to the values they were declared with."
+        )
+
+
+class RetryPublishError(CeleryDLXError):
+    """A delayed retry could not be confirmed by the broker.
+
+    Raised instead of letting the retry vanish: the task fails loudly (acks_late off) or its
+    delivery is requeued (acks_late on).
+    """

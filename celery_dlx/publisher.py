@@ -1,0 +1,111 @@
+"""Confirmed, mandatory publishing of delayed retries.
+
+One connection per process and app, opened with publisher confirms, separate from Celery's
+producer pool so the app's other publishes keep their own settings.  A retry counts as sent
+only once the broker has confirmed it *and* did not return it as unroutable; anything else
+raises, so the caller can fail loudly instead of letting the message vanish.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from celery import Celery
+from kombu import Connection, Producer
+
+from .errors import RetryPublishError
+from .settings import Settings
+from .topology import Topology
+
+
+class RetryPublisher:
+    """Hands out a confirming producer whose publishes are checked for returns.
+
+    The topology is declared once per connection (when ``dlx_auto_declare`` is on), so a
+    topology deleted at run time is re-created on the next connection instead of failing
+    forever.  After any error the connection is dropped: a confirm stream that saw an error is
+    not trusted for the next message.
+    """
+
+    def __init__(self, app: Celery, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+        self.topology = Topology(settings)
+        self._lock = threading.RLock()
+        self._connection: Connection | None = None
+        self._producer: Producer | None = None
+        self._bound: set[str] = set()
+        self._returned: list[tuple[Any, ...]] = []
+
+    @contextmanager
+    def producer(self, destination: str) -> Iterator[Producer]:
+        """A producer ready to publish into the delay topology for work queue ``destination``.
+
+        Raises :class:`RetryPublishError` if the broker returned the message as unroutable.
+        """
+        with self._lock:
+            try:
+                producer = self._ready_producer(destination)
+                self._returned.clear()
+                yield producer
+                if self._returned:
+                    raise RetryPublishError(f"the broker returned the retry as unroutable: {self._returned[0][0]!r}")
+            except BaseException:
+                self.close()
+                raise
+
+    def _ready_producer(self, destination: str) -> Producer:
+        if self._producer is None:
+            connection = self.app.connection_for_write(
+                transport_options={"confirm_publish": True}, heartbeat=0
+            )
+            connection.ensure_connection(max_retries=3)
+            self._connection = connection
+            if self.settings.auto_declare:
+                self.topology.declare(connection)
+            self._producer = Producer(connection, auto_declare=False, on_return=self._on_return)
+        if destination not in self._bound:
+            self._bind(destination)
+        return self._producer
+
+    def _bind(self, destination: str) -> None:
+        assert self._connection is not None
+        if self.settings.auto_declare:
+            self.topology.declare_destinations(self._connection, [self.app.amqp.queues[destination]])
+        else:
+            with self._connection.channel() as channel:
+                self.topology.bind_destination(channel, destination)
+        self._bound.add(destination)
+
+    def _on_return(self, exc: Exception, exchange: str, routing_key: str, message: Any) -> None:
+        self._returned.append((exc, exchange, routing_key))
+
+    def close(self) -> None:
+        """Drop the connection; the next publish opens a new one."""
+        with self._lock:
+            connection, self._connection, self._producer = self._connection, None, None
+            self._bound.clear()
+            if connection is not None:
+                try:
+                    connection.close()
+                except Exception:  # noqa: BLE001 - the connection is being thrown away anyway
+                    pass
+
+
+_publishers: dict[int, tuple[int, RetryPublisher]] = {}
+_publishers_lock = threading.Lock()
+
+
+def publisher_for(app: Celery) -> RetryPublisher:
+    """The process's publisher for ``app`` (a fresh one after a fork: sockets are not shared)."""
+    pid = os.getpid()
+    with _publishers_lock:
+        entry = _publishers.get(id(app))
+        if entry is None or entry[0] != pid:
+            entry = (pid, RetryPublisher(app, Settings.from_conf(app.conf)))
+            _publishers[id(app)] = entry
+        return entry[1]

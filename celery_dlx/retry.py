@@ -1,0 +1,232 @@
+"""``delayed_retry`` and ``DLXTask``: Celery's ``retry`` with the waiting done by the broker.
+
+Celery's ``self.retry(countdown=…)`` republishes the task with an ETA and the worker that
+receives it holds it unacknowledged until then.  ``delayed_retry`` republishes the same Celery
+message into the celery_dlx delay topology instead; the broker hands it back to the work queue
+when it is due and the worker holds nothing.
+
+Everything Celery's retry does is kept by calling it: task id, ``retries + 1``, root and parent
+ids, ``max_retries`` handling, the RETRY state, signals and events.  Only where the message goes
+and how it is published differ: into the delay exchange, persistent, mandatory and confirmed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from celery import Task
+from celery.exceptions import Reject, Retry
+from celery.utils.time import maybe_make_aware
+
+from .backoff import WaitStrategy, wait_seconds
+from .errors import RetryPublishError
+from .publisher import publisher_for
+from .topology import DESTINATION_HEADER, DUE_HEADER
+
+logger = logging.getLogger(__name__)
+
+#: Dead-letter history RabbitMQ adds; carrying it into a new retry makes RabbitMQ < 4.0.1 see a
+#: cycle and drop the message (celery#9867), so a retry never passes it on.
+X_DEATH_HEADERS = frozenset(
+    {
+        "x-death",
+        "x-first-death-exchange",
+        "x-first-death-queue",
+        "x-first-death-reason",
+        "x-last-death-exchange",
+        "x-last-death-queue",
+        "x-last-death-reason",
+    }
+)
+
+#: Pause before requeueing a delivery whose retry could not be published, so a broker that
+#: keeps refusing does not turn into a hot redelivery loop.
+REQUEUE_PAUSE = 1.0
+
+
+def delayed_retry(
+    task: Task,
+    args: Any = None,
+    kwargs: Any = None,
+    exc: BaseException | None = None,
+    throw: bool = True,
+    eta: datetime | None = None,
+    countdown: float | None = None,
+    max_retries: int | None = None,
+    *,
+    wait: WaitStrategy | None = None,
+    queue: str | None = None,
+    **options: Any,
+) -> Retry:
+    """Retry ``task`` after a delay held by the broker, not by the worker.
+
+    Same arguments as :meth:`celery.Task.retry`, plus ``wait`` (a tenacity wait strategy, used
+    when neither ``eta`` nor ``countdown`` is given) and ``queue`` (the work queue to come back
+    to; by default the one the task came from).  Give at most one of ``eta``, ``countdown`` and
+    ``wait``; with none, the task's ``retry_wait`` (a :class:`DLXTask` attribute) or Celery's
+    ``default_retry_delay`` applies.
+
+    Use it like Celery's retry: ``raise delayed_retry(self, countdown=30, exc=exc)``.
+
+    Raises ``ValueError`` for a negative, NaN, infinite or too large delay, and
+    :class:`~celery_dlx.errors.RetryPublishError` (or ``Reject(requeue=True)`` for
+    ``acks_late`` tasks) when the broker does not confirm the retry.
+    """
+    request = task.request
+    if sum(x is not None for x in (eta, countdown, wait)) > 1:
+        raise ValueError("give at most one of eta, countdown and wait")
+    if queue is not None:
+        options["queue"] = queue
+    if request.called_directly or request.is_eager:
+        # Not in a worker: behave exactly like Celery's retry (it raises, or re-runs eagerly).
+        if eta is None and countdown is None and _wait_for(task, wait) is not None:
+            countdown = _delay(task, None, None, wait, exc)
+        return Task.retry(task, args, kwargs, exc, throw, eta, countdown, max_retries, **options)
+
+    delay = _delay(task, eta, countdown, wait, exc)
+    publisher = publisher_for(task.app)
+    route = publisher.settings.levels.plan(delay)
+    destination = queue or origin_queue(task)
+    options.pop("queue", None)
+    headers = {
+        **_without_death(request.headers),
+        DESTINATION_HEADER: destination,
+        DUE_HEADER: time.time() + delay,
+        # Celery turns ``expires`` into a per-message TTL, which would let the message leave a
+        # delay queue early; the worker still honours the ``expires`` header on arrival.
+        "expires": request.expires,
+    }
+    try:
+        with publisher.producer(destination) as producer:
+            ret = Task.retry(
+                task,
+                args,
+                kwargs,
+                exc,
+                False,
+                None,
+                0,
+                max_retries,
+                queue=destination,
+                producer=producer,
+                exchange=publisher.topology.entry_exchange.name,
+                routing_key=route.routing_key,
+                headers=headers,
+                expires=None,
+                mandatory=True,
+                delivery_mode=2,
+                confirm_timeout=publisher.settings.confirm_timeout,
+                **options,
+            )
+    except Reject as rejected:  # Celery's retry turns every publish error into Reject(requeue=False)
+        _publish_failed(task, destination, rejected.reason)
+    except RetryPublishError as error:
+        _publish_failed(task, destination, error)
+    ret.when = delay
+    if throw:
+        raise ret
+    return ret
+
+
+def _wait_for(task: Task, wait: WaitStrategy | None) -> WaitStrategy | None:
+    return wait if wait is not None else getattr(task, "retry_wait", None)
+
+
+def _delay(
+    task: Task,
+    eta: datetime | None,
+    countdown: float | None,
+    wait: WaitStrategy | None,
+    exc: BaseException | None,
+) -> float:
+    """Seconds to wait, from whichever of eta, countdown, wait or the task defaults applies."""
+    if eta is not None:
+        if not isinstance(eta, datetime):
+            raise ValueError(f"eta must be a datetime, got {eta!r}")
+        seconds = (maybe_make_aware(eta, task.app.timezone) - task.app.now()).total_seconds()
+        return max(seconds, 0.0)  # an ETA in the past means "now", as in Celery
+    if countdown is not None:
+        return countdown
+    strategy = _wait_for(task, wait)
+    if strategy is not None:
+        return wait_seconds(strategy, task.request.retries + 1, exc)
+    return task.default_retry_delay
+
+
+def origin_queue(task: Task) -> str:
+    """The work queue the current delivery of ``task`` came from.
+
+    Celery does not record the queue of a delivery, so it is found from, in order: the
+    celery_dlx header of a message that already came through the delay topology; the routing
+    key of a message sent to the default exchange; the one declared queue bound to the
+    delivery's exchange and routing key; the queue the task's routes pick.
+    """
+    request = task.request
+    header = request.get(DESTINATION_HEADER)
+    if isinstance(header, str) and header:
+        return header
+    info = request.delivery_info or {}
+    exchange, routing_key = info.get("exchange"), info.get("routing_key")
+    if exchange == "" and routing_key:
+        return str(routing_key)
+    queues = task.app.amqp.queues
+    matches = [
+        name
+        for name, q in queues.items()
+        if q.exchange is not None and q.exchange.name == exchange and q.routing_key == routing_key
+    ]
+    if len(matches) == 1:
+        return matches[0]
+    route = task.app.amqp.router.route({}, task.name, request.args, request.kwargs, task)
+    return str(route["queue"].name)
+
+
+def _without_death(headers: Mapping[str, Any] | None) -> dict[str, Any]:
+    return {k: v for k, v in (headers or {}).items() if k not in X_DEATH_HEADERS}
+
+
+def _publish_failed(task: Task, destination: str, cause: BaseException | None) -> None:
+    """Fail loudly: never let an unconfirmed retry look like a successful one."""
+    error = RetryPublishError(
+        f"retry of {task.name}[{task.request.id}] to queue {destination!r} was not confirmed by the broker: {cause!r}"
+    )
+    if task.acks_late:
+        logger.error("%s; the delivery is requeued", error)
+        time.sleep(REQUEUE_PAUSE)
+        raise Reject(error, requeue=True) from cause
+    logger.error("%s; the task fails (enable acks_late to have it requeued instead)", error)
+    raise error from cause
+
+
+class DLXTask(Task):
+    """Task base class whose retries are held by the broker.
+
+    ``self.retry(...)`` (and therefore ``autoretry_for``) and ``self.delayed_retry(...)`` both
+    go through :func:`delayed_retry`.  Set ``retry_wait`` to a tenacity wait strategy to give
+    the task a default backoff.
+    """
+
+    abstract = True
+    #: Default backoff when a retry names no eta, countdown or wait.
+    retry_wait: WaitStrategy | None = None
+
+    def retry(  # type: ignore[override]
+        self,
+        args: Any = None,
+        kwargs: Any = None,
+        exc: BaseException | None = None,
+        throw: bool = True,
+        eta: datetime | None = None,
+        countdown: float | None = None,
+        max_retries: int | None = None,
+        **options: Any,
+    ) -> Retry:
+        return delayed_retry(self, args, kwargs, exc, throw, eta, countdown, max_retries, **options)
+
+    def delayed_retry(self, *args: Any, **kwargs: Any) -> Retry:
+        """Same as :func:`celery_dlx.delayed_retry` with this task."""
+        return delayed_retry(self, *args, **kwargs)

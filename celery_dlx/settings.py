@@ -1,0 +1,70 @@
+"""celery_dlx settings, read from the Celery app's configuration.
+
+Pure: takes any mapping (``app.conf`` is one), so it is tested without Celery.  Every key is
+prefixed ``dlx_`` and optional.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .delays import DEFAULT_LEVELS, DEFAULT_UNIT_MS, DelayLevels
+from .errors import ConfigurationError
+
+QUEUE_TYPES = ("classic", "quorum")
+_PREFIX_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What celery_dlx needs to know to build and use its broker topology.
+
+    - ``prefix`` (``dlx_prefix``): first word of every entity name, so several apps or test
+      runs can share a broker.
+    - ``queue_type`` (``dlx_queue_type``): ``classic`` or ``quorum`` for the delay and parking
+      queues.  Quorum queues dead-letter at-least-once; classic ones at-most-once.
+    - ``levels`` (``dlx_unit_ms``, ``dlx_levels``): the delay ladder.
+    - ``confirm_timeout`` (``dlx_confirm_timeout``): seconds to wait for the broker to confirm a
+      retry before the retry counts as failed.
+    - ``auto_declare`` (``dlx_auto_declare``): declare the topology the first time a process
+      publishes a retry (idempotent; a mismatch raises :class:`~celery_dlx.errors.TopologyMismatch`).
+    """
+
+    prefix: str = "celery_dlx"
+    queue_type: str = "classic"
+    levels: DelayLevels = field(default_factory=DelayLevels)
+    confirm_timeout: float = 30.0
+    auto_declare: bool = True
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.prefix, str) or not _PREFIX_RE.match(self.prefix):
+            raise ConfigurationError(
+                f"dlx_prefix must be 1-100 characters of letters, digits and _ . : -, got {self.prefix!r}"
+            )
+        if self.queue_type not in QUEUE_TYPES:
+            raise ConfigurationError(f"dlx_queue_type must be one of {QUEUE_TYPES}, got {self.queue_type!r}")
+        timeout = self.confirm_timeout
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not math.isfinite(timeout) or timeout <= 0:
+            raise ConfigurationError(f"dlx_confirm_timeout must be a positive number of seconds, got {timeout!r}")
+
+    @classmethod
+    def from_conf(cls, conf: Mapping[str, Any]) -> Settings:
+        """Read the ``dlx_*`` keys of a Celery configuration mapping."""
+        try:
+            levels = DelayLevels(
+                unit_ms=conf.get("dlx_unit_ms", DEFAULT_UNIT_MS),
+                levels=conf.get("dlx_levels", DEFAULT_LEVELS),
+            )
+        except ValueError as exc:
+            raise ConfigurationError(f"dlx_unit_ms / dlx_levels: {exc}") from exc
+        return cls(
+            prefix=conf.get("dlx_prefix", "celery_dlx"),
+            queue_type=conf.get("dlx_queue_type", "classic"),
+            levels=levels,
+            confirm_timeout=conf.get("dlx_confirm_timeout", 30.0),
+            auto_declare=bool(conf.get("dlx_auto_declare", True)),
+        )

@@ -1,0 +1,199 @@
+"""The broker entities behind delayed retries, as kombu objects, and their declaration.
+
+Layout for ``prefix`` ``p`` and ``N`` levels (see :mod:`celery_dlx.delays`)::
+
+    publish -> p.delay.L{N-1} (topic) --"#.1.*…"--> queue p.delay.L{N-1}.<ttl>ms --(expires)--+
+                                      --"#.0.*…"--> exchange p.delay.L{N-2} <-----------------+
+                ...
+               p.delay.L00 (topic)    --"#.1"-->    queue p.delay.L00.<ttl>ms --(expires)--+
+                                      --"#.0"-->    exchange p.deliver <-------------------+
+    p.deliver (headers, alternate-exchange p.parking) --dlx_queue=<name>--> work queue <name>
+    p.parking (fanout) --> queue p.parking
+
+The last hop names the destination *queue* in the ``dlx_queue`` header, so it never depends on
+routing-key suffix matches; a message whose queue has no binding goes to the parking queue
+through the alternate exchange instead of being dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from amqp.exceptions import PreconditionFailed
+from kombu import Connection, Exchange, Queue
+
+from .errors import TopologyMismatch
+from .settings import Settings
+
+#: Message header naming the work queue a delayed message goes back to.
+DESTINATION_HEADER = "dlx_queue"
+#: Message header with the due time (UNIX seconds) of a delayed message.
+DUE_HEADER = "dlx_due"
+
+
+def destination_binding_arguments(queue_name: str) -> dict[str, str]:
+    """Arguments of the ``deliver`` -> ``queue_name`` headers binding.
+
+    The header name has no ``x-`` prefix: RabbitMQ's headers exchange ignores ``x-`` headers
+    when matching with ``x-match: all``.
+    """
+    return {"x-match": "all", DESTINATION_HEADER: queue_name}
+
+
+@dataclass(frozen=True)
+class Topology:
+    """Every exchange, queue and binding celery_dlx needs, derived from :class:`Settings`."""
+
+    settings: Settings
+
+    @property
+    def prefix(self) -> str:
+        return self.settings.prefix
+
+    def level_exchange(self, level: int) -> Exchange:
+        """Topic exchange that decides, for ``level``, whether a message waits or passes on."""
+        self.settings.levels.ttl_ms(level)
+        return Exchange(f"{self.prefix}.delay.L{level:02d}", type="topic", durable=True, auto_delete=False)
+
+    @property
+    def entry_exchange(self) -> Exchange:
+        """Where a delayed retry is published: the highest level's exchange."""
+        return self.level_exchange(self.settings.levels.levels - 1)
+
+    def next_exchange(self, level: int) -> Exchange:
+        """Where ``level`` sends what leaves it: the level below, or ``deliver`` after level 0."""
+        return self.level_exchange(level - 1) if level > 0 else self.deliver_exchange
+
+    def level_queue_arguments(self, level: int) -> dict[str, Any]:
+        args: dict[str, Any] = {
+            "x-message-ttl": self.settings.levels.ttl_ms(level),
+            "x-dead-letter-exchange": self.next_exchange(level).name,
+        }
+        return {**args, **self._queue_type_arguments(dead_letters=True)}
+
+    def level_queue(self, level: int) -> Queue:
+        """The TTL queue of ``level``; a message waits here ``unit_ms * 2**level`` ms."""
+        ttl = self.settings.levels.ttl_ms(level)
+        return Queue(
+            f"{self.prefix}.delay.L{level:02d}.{ttl}ms",
+            exchange=self.level_exchange(level),
+            routing_key=self.settings.levels.wait_pattern(level),
+            queue_arguments=self.level_queue_arguments(level),
+            durable=True,
+            auto_delete=False,
+        )
+
+    @property
+    def level_queues(self) -> list[Queue]:
+        return [self.level_queue(k) for k in range(self.settings.levels.levels)]
+
+    @property
+    def parking_exchange(self) -> Exchange:
+        return Exchange(f"{self.prefix}.parking", type="fanout", durable=True, auto_delete=False)
+
+    @property
+    def parking_queue(self) -> Queue:
+        """Where messages that cannot reach their destination queue are kept, never dropped."""
+        return Queue(
+            f"{self.prefix}.parking",
+            exchange=self.parking_exchange,
+            routing_key="",
+            queue_arguments=self._queue_type_arguments(dead_letters=False) or None,
+            durable=True,
+            auto_delete=False,
+        )
+
+    @property
+    def deliver_exchange(self) -> Exchange:
+        """Headers exchange of the final hop; unmatched messages go to the parking exchange."""
+        return Exchange(
+            f"{self.prefix}.deliver",
+            type="headers",
+            durable=True,
+            auto_delete=False,
+            arguments={"alternate-exchange": self.parking_exchange.name},
+        )
+
+    def _queue_type_arguments(self, dead_letters: bool) -> dict[str, Any]:
+        if self.settings.queue_type != "quorum":
+            return {}
+        args: dict[str, Any] = {"x-queue-type": "quorum"}
+        if dead_letters:
+            # At-least-once dead-lettering needs reject-publish overflow (RabbitMQ >= 3.10).
+            args.update({"x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"})
+        return args
+
+    def declare(self, connection: Connection, destinations: Iterable[Queue] = ()) -> None:
+        """Declare the whole topology and bind ``destinations`` (work queues) to ``deliver``.
+
+        Idempotent.  Every entity is tried; the ones the broker already has with other
+        arguments are reported together in one :class:`TopologyMismatch`.
+        """
+        declarer = _Declarer(connection)
+        declarer.run(f"exchange {self.parking_exchange.name}", lambda ch: self.parking_exchange.declare(channel=ch))
+        declarer.run(f"queue {self.parking_queue.name}", lambda ch: self.parking_queue.declare(channel=ch))
+        declarer.run(f"exchange {self.deliver_exchange.name}", lambda ch: self.deliver_exchange.declare(channel=ch))
+        for level in range(self.settings.levels.levels):
+            self._declare_level(declarer, level)
+        self._declare_destinations(declarer, destinations)
+        declarer.finish()
+
+    def declare_destinations(self, connection: Connection, destinations: Iterable[Queue]) -> None:
+        """Declare work queues and bind them to ``deliver`` (the rest of the topology exists)."""
+        declarer = _Declarer(connection)
+        self._declare_destinations(declarer, destinations)
+        declarer.finish()
+
+    def _declare_destinations(self, declarer: _Declarer, destinations: Iterable[Queue]) -> None:
+        for queue in destinations:
+            declarer.run(f"queue {queue.name}", lambda ch, q=queue: q.declare(channel=ch))
+            declarer.run(
+                f"binding {self.deliver_exchange.name} -> {queue.name}",
+                lambda ch, q=queue: self.bind_destination(ch, q.name),
+            )
+
+    def _declare_level(self, declarer: _Declarer, level: int) -> None:
+        exchange, queue, below = self.level_exchange(level), self.level_queue(level), self.next_exchange(level)
+        declarer.run(f"exchange {exchange.name}", lambda ch: exchange.declare(channel=ch))
+        declarer.run(f"queue {queue.name}", lambda ch: queue.declare(channel=ch))
+        declarer.run(
+            f"binding {exchange.name} -> {below.name}",
+            lambda ch: ch.exchange_bind(
+                destination=below.name, source=exchange.name, routing_key=self.settings.levels.pass_pattern(level)
+            ),
+        )
+
+    def bind_destination(self, channel: Any, queue_name: str) -> None:
+        """Bind work queue ``queue_name`` to ``deliver`` so delayed messages for it arrive."""
+        channel.queue_bind(
+            queue=queue_name,
+            exchange=self.deliver_exchange.name,
+            routing_key="",
+            arguments=destination_binding_arguments(queue_name),
+        )
+
+
+class _Declarer:
+    """Runs declarations on a channel, collecting PRECONDITION_FAILED answers.
+
+    RabbitMQ closes the channel on a failed precondition, so a fresh one is opened afterwards.
+    """
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+        self._channel = connection.channel()
+        self._mismatches: list[tuple[str, str]] = []
+
+    def run(self, entity: str, action: Callable[[Any], object]) -> None:
+        try:
+            action(self._channel)
+        except PreconditionFailed as exc:
+            self._mismatches.append((entity, str(exc.reply_text)))
+            self._channel = self._connection.channel()
+
+    def finish(self) -> None:
+        self._channel.close()
+        if self._mismatches:
+            raise TopologyMismatch(self._mismatches)

@@ -1,0 +1,165 @@
+"""Fixtures that run the real services: RabbitMQ, Redis and a real Celery worker.
+
+Outside CI a missing service skips these tests; under CI=true it fails them, so CI can never
+go green by skipping.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pika
+import pytest
+import redis
+from celery import Celery
+
+from celery_dlx import Settings, Topology
+from celery_dlx.testing import WorkerProcess, queue_counts
+
+from .dlx_app import BROKER_URL, REDIS_URL, make_app
+
+ROOT = Path(__file__).resolve().parents[2]
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def require(service: str, host: str, port: int) -> None:
+    if _reachable(host, port):
+        return
+    message = f"{service} is not reachable on {host}:{port}"
+    if IN_CI:
+        pytest.fail(f"{message} (CI=true: integration tests must run)")
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def services() -> None:
+    require("RabbitMQ", "127.0.0.1", 5672)
+    require("Redis", "127.0.0.1", 6379)
+
+
+@pytest.fixture(scope="session")
+def store(services: None) -> redis.Redis:
+    return redis.Redis.from_url(REDIS_URL)
+
+
+@pytest.fixture(scope="session")
+def observer(services: None) -> Iterator[pika.BlockingConnection]:
+    """An independent AMQP client (pika) for checking what the broker holds."""
+    # kombu writes the default vhost as "//", pika as "/%2F".
+    url = BROKER_URL[:-2] + "/%2F" if BROKER_URL.endswith("//") else BROKER_URL
+    conn = pika.BlockingConnection(pika.URLParameters(url))
+    yield conn
+    conn.close()
+
+
+@dataclass
+class DLXEnv:
+    """One isolated celery_dlx deployment: its own prefix, work queues and worker."""
+
+    prefix: str
+    queues: list[str]
+    env: dict[str, str]
+    app: Celery
+    store: redis.Redis
+    worker: WorkerProcess | None = None
+    keys: list[str] = field(default_factory=list)
+
+    @property
+    def topology(self) -> Topology:
+        return Topology(Settings.from_conf(self.app.conf))
+
+    @property
+    def delay_queue_names(self) -> list[str]:
+        return [q.name for q in self.topology.level_queues]
+
+    def key(self) -> str:
+        key = f"{self.prefix}:{uuid.uuid4().hex[:8]}"
+        self.keys.append(key)
+        return key
+
+    def arrivals(self, key: str, count: int, timeout: float) -> list[dict[str, Any]]:
+        """Wait until ``count`` arrivals are recorded under ``key`` and return them."""
+        deadline = time.monotonic() + timeout
+        while self.store.llen(key) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return [json.loads(x) for x in self.store.lrange(key, 0, -1)]
+
+    def pending_in_delay_queues(self) -> int:
+        return sum(ready for ready, _ in queue_counts(BROKER_URL, self.delay_queue_names).values())
+
+
+def _cleanup(observer: pika.BlockingConnection, dlx: DLXEnv) -> None:
+    topo = dlx.topology
+    channel = observer.channel()
+    for name in [*dlx.delay_queue_names, topo.parking_queue.name, *dlx.queues]:
+        channel.queue_delete(queue=name)
+    exchanges = [topo.level_exchange(k).name for k in range(topo.settings.levels.levels)]
+    for name in [*exchanges, topo.deliver_exchange.name, topo.parking_exchange.name, *dlx.queues]:
+        channel.exchange_delete(exchange=name)
+    channel.close()
+    if dlx.keys:
+        dlx.store.delete(*dlx.keys)
+
+
+@pytest.fixture
+def make_env(
+    services: None, store: redis.Redis, observer: pika.BlockingConnection, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[..., DLXEnv]]:
+    """Factory: ``make_env(queue_type=…, acks_late=…, work_queue_type=…, extra_queues=…, worker=True)``."""
+    made: list[DLXEnv] = []
+
+    def factory(
+        queue_type: str = "classic",
+        acks_late: bool = False,
+        work_queue_type: str = "classic",
+        extra_queues: int = 0,
+        worker: bool = True,
+        pool: str = "prefork",
+        consume: list[str] | None = None,
+    ) -> DLXEnv:
+        """``consume=["main"]`` makes the worker consume only the first work queue."""
+        prefix = f"dlxtest.{uuid.uuid4().hex[:8]}"
+        queues = [f"{prefix}.work"] + [f"{prefix}.other{i}" for i in range(extra_queues)]
+        env = {
+            "DLX_TEST_PREFIX": prefix,
+            "DLX_TEST_QUEUES": ",".join(queues),
+            "DLX_TEST_QUEUE_TYPE": queue_type,
+            "DLX_TEST_WORK_QUEUE_TYPE": work_queue_type,
+            "DLX_TEST_ACKS_LATE": "1" if acks_late else "0",
+        }
+        dlx = DLXEnv(prefix=prefix, queues=queues, env=env, app=make_app(env), store=store)
+        made.append(dlx)
+        if worker:
+            logdir = tmp_path_factory.mktemp("worker")
+            dlx.worker = WorkerProcess(
+                "tests.integration.dlx_app:app",
+                queues[:1] if consume == ["main"] else queues,
+                BROKER_URL,
+                pool=pool,
+                env=env,
+                cwd=ROOT,
+                logfile=logdir / "worker.log",
+            ).start()
+        return dlx
+
+    yield factory
+    for dlx in made:
+        if dlx.worker:
+            dlx.worker.stop()
+        _cleanup(observer, dlx)

@@ -1,0 +1,90 @@
+"""The Celery app the integration tests run in a real worker.
+
+Configured from environment variables so the test process and the worker subprocess build the
+same app: DLX_TEST_PREFIX, DLX_TEST_QUEUE_TYPE (delay queues), DLX_TEST_WORK_QUEUE_TYPE,
+DLX_TEST_QUEUES (comma-separated work queues, the first is the default), DLX_TEST_ACKS_LATE.
+Each task records every arrival in a Redis list so tests can count them independently of
+Celery's result backend.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Mapping
+
+import redis
+from celery import Celery, Task
+from kombu import Queue
+
+from celery_dlx import DLXTask, delayed_retry
+
+BROKER_URL = os.environ.get("DLX_TEST_BROKER", "amqp://guest:guest@127.0.0.1:5672//")
+REDIS_URL = os.environ.get("DLX_TEST_REDIS", "redis://127.0.0.1:6379/0")
+
+
+def make_app(env: Mapping[str, str]) -> Celery:
+    prefix = env["DLX_TEST_PREFIX"]
+    queue_names = env["DLX_TEST_QUEUES"].split(",")
+    work_args = {"x-queue-type": "quorum"} if env.get("DLX_TEST_WORK_QUEUE_TYPE") == "quorum" else None
+    app = Celery("dlx_it", broker=BROKER_URL, backend=REDIS_URL, set_as_current=False)
+    app.conf.update(
+        dlx_prefix=prefix,
+        dlx_queue_type=env.get("DLX_TEST_QUEUE_TYPE", "classic"),
+        task_queues=[Queue(name, routing_key=name, queue_arguments=work_args) for name in queue_names],
+        task_default_queue=queue_names[0],
+        task_acks_late=env.get("DLX_TEST_ACKS_LATE") == "1",
+        task_serializer="json",
+        accept_content=["json"],
+        worker_prefetch_multiplier=4,
+        worker_hijack_root_logger=False,
+        broker_connection_retry_on_startup=True,
+    )
+    store = redis.Redis.from_url(REDIS_URL)
+
+    def record(task: Task, key: str) -> None:
+        req = task.request
+        store.rpush(
+            key,
+            json.dumps(
+                {
+                    "t": time.time(),
+                    "id": req.id,
+                    "retries": req.retries,
+                    "due": req.get("dlx_due"),
+                    "queue": req.get("dlx_queue"),
+                    "exchange": (req.delivery_info or {}).get("exchange"),
+                    "x_death": sum(int(e.get("count", 1)) for e in req.get("x-death") or []),
+                    "root_id": req.root_id,
+                    "parent_id": req.parent_id,
+                }
+            ),
+        )
+
+    @app.task(bind=True, base=DLXTask, name="it.flaky")
+    def flaky(self: DLXTask, key: str, fails: int, delay: float, queue: str | None = None) -> str:
+        """Fails ``fails`` times, each time retried after ``delay`` s (to ``queue`` if given)."""
+        record(self, key)
+        if self.request.retries < fails:
+            raise self.delayed_retry(countdown=delay, queue=queue, max_retries=fails)
+        return "done"
+
+    @app.task(bind=True, name="it.plain_flaky", max_retries=2)
+    def plain_flaky(self: Task, key: str, fails: int, delay: float) -> str:
+        """A plain Celery task using the delayed_retry function; max_retries=2 is honoured."""
+        record(self, key)
+        if self.request.retries < fails:
+            raise delayed_retry(self, countdown=delay, exc=RuntimeError(f"attempt {self.request.retries}"))
+        return "done"
+
+    @app.task(bind=True, base=DLXTask, name="it.spawn")
+    def spawn(self: DLXTask, key: str, delay: float) -> None:
+        """Starts a child that retries once, to check root and parent ids survive a retry."""
+        record(self, key)
+        flaky.apply_async((key, 1, delay))
+
+    return app
+
+
+app = make_app(os.environ) if "DLX_TEST_PREFIX" in os.environ else None
