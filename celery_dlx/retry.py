@@ -113,7 +113,7 @@ def delayed_retry(
                 max_retries,
                 queue=destination,
                 producer=producer,
-                exchange=publisher.topology.entry_exchange.name,
+                exchange=publisher.topology.entry_exchange(route).name,
                 routing_key=route.routing_key,
                 headers=headers,
                 expires=None,

@@ -111,11 +111,12 @@ class WorkerProcess:
             raise RuntimeError("worker not started")
         return self.process.pid
 
-    def stop(self, timeout: float = 20.0) -> None:
-        """Warm shutdown (SIGTERM), then SIGKILL if it does not exit in ``timeout`` s."""
+    def stop(self, timeout: float = 20.0, *, warm: bool = True) -> None:
+        """Warm shutdown (SIGTERM: finish running tasks), or cold (SIGQUIT: unacked work goes
+        back to the broker) with ``warm=False``; SIGKILL if it does not exit in ``timeout`` s."""
         if self.process is None or self.process.poll() is not None:
             return
-        self.process.send_signal(signal.SIGTERM)
+        self.process.send_signal(signal.SIGTERM if warm else signal.SIGQUIT)
         try:
             self.process.wait(timeout)
         except subprocess.TimeoutExpired:

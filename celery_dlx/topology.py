@@ -1,15 +1,17 @@
 """The broker entities behind delayed retries, as kombu objects, and their declaration.
 
-Layout for ``prefix`` ``p`` and ``N`` levels (see :mod:`celery_dlx.delays`)::
+Layout for ``prefix`` ``p``, unit ``u`` and levels ``0..N-1`` (see :mod:`celery_dlx.delays`)::
 
-    publish -> p.delay.L{N-1} (topic) --"#.1.*…"--> queue p.delay.L{N-1}.<ttl>ms --(expires)--+
-                                      --"#.0.*…"--> exchange p.delay.L{N-2} <-----------------+
-                ...
-               p.delay.L00 (topic)    --"#.1"-->    queue p.delay.L00.<ttl>ms --(expires)--+
-                                      --"#.0"-->    exchange p.deliver <-------------------+
+    publish (key "1.0.1") -> exchange p.delay.<u>ms.L02 (topic; the route's highest level)
+        "*.*.1.#" -> queue p.delay.<u>ms.L02 (TTL u*4) --expires--> exchange p.delay.<u>ms.L01
+        "*.*.0.#" -> exchange p.delay.<u>ms.L01
+    exchange p.delay.<u>ms.L01: "*.1.#" -> its queue, "*.0.#" -> exchange ...L00
+    exchange p.delay.<u>ms.L00: "1.#" -> its queue, "0.#" -> exchange p.deliver
     p.deliver (headers, alternate-exchange p.parking) --dlx_queue=<name>--> work queue <name>
     p.parking (fanout) --> queue p.parking
 
+The unit is part of the level names: changing it builds a new ladder next to the old one, which
+drains into the same ``deliver`` exchange, instead of mixing TTLs under one name.
 The last hop names the destination *queue* in the ``dlx_queue`` header, so it never depends on
 routing-key suffix matches; a message whose queue has no binding goes to the parking queue
 through the alternate exchange instead of being dropped.
@@ -24,6 +26,7 @@ from typing import Any
 from amqp.exceptions import PreconditionFailed
 from kombu import Connection, Exchange, Queue
 
+from .delays import Route
 from .errors import TopologyMismatch
 from .settings import Settings
 
@@ -55,12 +58,14 @@ class Topology:
     def level_exchange(self, level: int) -> Exchange:
         """Topic exchange that decides, for ``level``, whether a message waits or passes on."""
         self.settings.levels.ttl_ms(level)
-        return Exchange(f"{self.prefix}.delay.L{level:02d}", type="topic", durable=True, auto_delete=False)
+        return Exchange(self._level_name(level), type="topic", durable=True, auto_delete=False)
 
-    @property
-    def entry_exchange(self) -> Exchange:
-        """Where a delayed retry is published: the highest level's exchange."""
-        return self.level_exchange(self.settings.levels.levels - 1)
+    def _level_name(self, level: int) -> str:
+        return f"{self.prefix}.delay.{self.settings.levels.unit_ms}ms.L{level:02d}"
+
+    def entry_exchange(self, route: Route) -> Exchange:
+        """Where a message on ``route`` is published: its highest level, or ``deliver`` for no delay."""
+        return self.deliver_exchange if route.top is None else self.level_exchange(route.top)
 
     def next_exchange(self, level: int) -> Exchange:
         """Where ``level`` sends what leaves it: the level below, or ``deliver`` after level 0."""
@@ -75,9 +80,8 @@ class Topology:
 
     def level_queue(self, level: int) -> Queue:
         """The TTL queue of ``level``; a message waits here ``unit_ms * 2**level`` ms."""
-        ttl = self.settings.levels.ttl_ms(level)
         return Queue(
-            f"{self.prefix}.delay.L{level:02d}.{ttl}ms",
+            self._level_name(level),
             exchange=self.level_exchange(level),
             routing_key=self.settings.levels.wait_pattern(level),
             queue_arguments=self.level_queue_arguments(level),

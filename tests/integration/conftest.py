@@ -161,5 +161,5 @@ def make_env(
     yield factory
     for dlx in made:
         if dlx.worker:
-            dlx.worker.stop()
+            dlx.worker.stop(warm=False)
         _cleanup(observer, dlx)

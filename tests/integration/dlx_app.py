@@ -62,7 +62,7 @@ def make_app(env: Mapping[str, str]) -> Celery:
             ),
         )
 
-    @app.task(bind=True, base=DLXTask, name="it.flaky")
+    @app.task(shared=False, bind=True, base=DLXTask, name="it.flaky")
     def flaky(self: DLXTask, key: str, fails: int, delay: float, queue: str | None = None) -> str:
         """Fails ``fails`` times, each time retried after ``delay`` s (to ``queue`` if given)."""
         record(self, key)
@@ -70,7 +70,7 @@ def make_app(env: Mapping[str, str]) -> Celery:
             raise self.delayed_retry(countdown=delay, queue=queue, max_retries=fails)
         return "done"
 
-    @app.task(bind=True, name="it.plain_flaky", max_retries=2)
+    @app.task(shared=False, bind=True, name="it.plain_flaky", max_retries=2)
     def plain_flaky(self: Task, key: str, fails: int, delay: float) -> str:
         """A plain Celery task using the delayed_retry function; max_retries=2 is honoured."""
         record(self, key)
@@ -78,7 +78,7 @@ def make_app(env: Mapping[str, str]) -> Celery:
             raise delayed_retry(self, countdown=delay, exc=RuntimeError(f"attempt {self.request.retries}"))
         return "done"
 
-    @app.task(bind=True, base=DLXTask, name="it.spawn")
+    @app.task(shared=False, bind=True, base=DLXTask, name="it.spawn")
     def spawn(self: DLXTask, key: str, delay: float) -> None:
         """Starts a child that retries once, to check root and parent ids survive a retry."""
         record(self, key)

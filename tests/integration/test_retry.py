@@ -13,8 +13,10 @@ import pytest
 from celery.result import AsyncResult
 
 from celery_dlx import DelayLevels
+from celery_dlx.testing import queue_counts
 
 from .conftest import DLXEnv
+from .dlx_app import BROKER_URL
 
 pytestmark = pytest.mark.integration
 QUEUE_TYPES = ["classic", "quorum"]
@@ -65,12 +67,11 @@ def test_retry_to_another_queue_arrives_there(make_env: Callable[..., DLXEnv], o
     key = dlx.key()
     result = dlx.app.tasks["it.flaky"].delay(key, 1, 0.3, other)
     dlx.arrivals(key, 1, timeout=10)
-    channel = observer.channel()
     deadline = time.monotonic() + 10
-    method = None
-    while method is None and time.monotonic() < deadline:
-        method, properties, _ = channel.basic_get(other, auto_ack=True)
+    while queue_counts(BROKER_URL, [other])[other][0] == 0 and time.monotonic() < deadline:
         time.sleep(0.05)
+    channel = observer.channel()
+    method, properties, _ = channel.basic_get(other, auto_ack=True)
     channel.close()
     assert method is not None, "the retry did not arrive in the other queue"
     assert properties.headers["id"] == result.id
@@ -115,10 +116,13 @@ def test_max_retries_is_honoured_and_exc_reraised(make_env: Callable[..., DLXEnv
 def test_pending_retry_is_in_retry_state_and_keeps_root_and_parent(make_env: Callable[..., DLXEnv]) -> None:
     dlx = make_env()
     key = dlx.key()
-    parent = dlx.app.tasks["it.spawn"].delay(key, 0.5)
+    parent = dlx.app.tasks["it.spawn"].delay(key, 3.0)
     spawned, child_first = dlx.arrivals(key, 2, timeout=10)
-    time.sleep(0.1)
-    assert AsyncResult(child_first["id"], app=dlx.app).state == "RETRY"
+    child = AsyncResult(child_first["id"], app=dlx.app)
+    deadline = time.monotonic() + 2.5
+    while child.state != "RETRY" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert child.state == "RETRY"
     child_second = dlx.arrivals(key, 3, timeout=10)[2]
     assert child_second["id"] == child_first["id"]
     assert child_second["root_id"] == child_first["root_id"] == parent.id == spawned["id"]

@@ -1,0 +1,44 @@
+"""Settings come from the Celery configuration and are checked up front."""
+
+from __future__ import annotations
+
+import pytest
+
+from celery_dlx import ConfigurationError, Settings
+
+
+def test_defaults() -> None:
+    settings = Settings.from_conf({})
+    assert (settings.prefix, settings.queue_type, settings.levels.unit_ms, settings.levels.levels) == (
+        "celery_dlx",
+        "classic",
+        10,
+        28,
+    )
+    assert settings.auto_declare is True
+
+
+def test_values_are_read_from_dlx_keys() -> None:
+    settings = Settings.from_conf(
+        {"dlx_prefix": "app1", "dlx_queue_type": "quorum", "dlx_unit_ms": 100, "dlx_levels": 25, "dlx_confirm_timeout": 5}
+    )
+    assert settings.prefix == "app1" and settings.queue_type == "quorum"
+    assert settings.levels.max_delay == (2**25 - 1) / 10
+    assert settings.confirm_timeout == 5
+
+
+@pytest.mark.parametrize(
+    "conf, message",
+    [
+        ({"dlx_queue_type": "stream"}, "dlx_queue_type"),
+        ({"dlx_prefix": ""}, "dlx_prefix"),
+        ({"dlx_prefix": "has space"}, "dlx_prefix"),
+        ({"dlx_unit_ms": 0}, "dlx_unit_ms"),
+        ({"dlx_levels": 41}, "dlx_levels"),
+        ({"dlx_confirm_timeout": 0}, "dlx_confirm_timeout"),
+        ({"dlx_confirm_timeout": float("nan")}, "dlx_confirm_timeout"),
+    ],
+)
+def test_bad_settings_raise_configuration_error(conf: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        Settings.from_conf(conf)
