@@ -16,14 +16,16 @@ import logging
 import time
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, NoReturn
 
+from amqp.exceptions import AMQPError, MessageNacked
 from celery import Task
 from celery.exceptions import Reject, Retry
 from celery.utils.time import maybe_make_aware
+from kombu.exceptions import OperationalError
 
 from .backoff import WaitStrategy, wait_seconds
-from .errors import RetryPublishError
+from .errors import ConfigurationError, RetryPublishError
 from .publisher import publisher_for
 from .topology import DESTINATION_HEADER, DUE_HEADER
 
@@ -41,6 +43,17 @@ X_DEATH_HEADERS = frozenset(
         "x-last-death-queue",
         "x-last-death-reason",
     }
+)
+
+#: Publish failures that may pass (broker down, refused or unconfirmed message, topology being
+#: re-created): worth requeueing the delivery for.  Anything else (a message that cannot be
+#: serialized, a bad option) would fail again on every redelivery.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OperationalError,
+    AMQPError,
+    MessageNacked,
+    OSError,
+    RetryPublishError,
 )
 
 #: Pause before requeueing a delivery whose retry could not be published, so a broker that
@@ -87,6 +100,11 @@ def delayed_retry(
             countdown = _delay(task, None, None, wait, exc)
         return Task.retry(task, args, kwargs, exc, throw, eta, countdown, max_retries, **options)
 
+    if (task.serializer or task.app.conf.task_serializer) != "json":
+        raise ConfigurationError(
+            f"celery_dlx publishes retries as JSON, but task {task.name} uses the "
+            f"{task.serializer or task.app.conf.task_serializer!r} serializer; set task_serializer='json'"
+        )
     delay = _delay(task, eta, countdown, wait, exc)
     publisher = publisher_for(task.app)
     route = publisher.settings.levels.plan(delay)
@@ -119,6 +137,7 @@ def delayed_retry(
                 expires=None,
                 mandatory=True,
                 delivery_mode=2,
+                serializer="json",
                 confirm_timeout=publisher.settings.confirm_timeout,
                 **options,
             )
@@ -189,16 +208,21 @@ def _without_death(headers: Mapping[str, Any] | None) -> dict[str, Any]:
     return {k: v for k, v in (headers or {}).items() if k not in X_DEATH_HEADERS}
 
 
-def _publish_failed(task: Task, destination: str, cause: BaseException | None) -> None:
-    """Fail loudly: never let an unconfirmed retry look like a successful one."""
+def _publish_failed(task: Task, destination: str, cause: BaseException | None) -> NoReturn:
+    """Fail loudly: never let an unconfirmed retry look like a successful one.
+
+    With ``acks_late`` a transient failure requeues the delivery (after a pause), so nothing is
+    lost; otherwise, or for a failure that would repeat, the task fails with
+    :class:`RetryPublishError` and the cause.
+    """
     error = RetryPublishError(
         f"retry of {task.name}[{task.request.id}] to queue {destination!r} was not confirmed by the broker: {cause!r}"
     )
-    if task.acks_late:
+    if task.acks_late and isinstance(cause, TRANSIENT_ERRORS):
         logger.error("%s; the delivery is requeued", error)
         time.sleep(REQUEUE_PAUSE)
         raise Reject(error, requeue=True) from cause
-    logger.error("%s; the task fails (enable acks_late to have it requeued instead)", error)
+    logger.error("%s; the task fails", error)
     raise error from cause
 
 

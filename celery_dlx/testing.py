@@ -6,6 +6,7 @@ worker, so tests start one, wait until it consumes, and stop it afterwards.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -15,8 +16,44 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
+import redis
 from kombu import Connection
+
+from .topology import DESTINATION_HEADER, DUE_HEADER
+
+
+def record_arrival(store: redis.Redis, key: str, request: Any) -> None:
+    """Append one delivery of a task (``task.request``) to the Redis list ``key``.
+
+    Counting deliveries in Redis is independent of Celery's result backend and of celery_dlx:
+    it is what the tests and benchmarks trust.  ``due`` is when celery_dlx promised the
+    delivery, so ``t - due`` is its lateness.
+    """
+    store.rpush(
+        key,
+        json.dumps(
+            {
+                "t": time.time(),
+                "id": request.id,
+                "retries": request.retries,
+                "due": request.get(DUE_HEADER),
+                "queue": request.get(DESTINATION_HEADER),
+                "x_death": sum(int(e.get("count", 1)) for e in request.get("x-death") or []),
+                "root_id": request.root_id,
+                "parent_id": request.parent_id,
+            }
+        ),
+    )
+
+
+def wait_for_arrivals(store: redis.Redis, key: str, count: int, timeout: float) -> list[dict[str, Any]]:
+    """Wait until ``count`` deliveries are recorded under ``key`` (or ``timeout`` s) and return all."""
+    deadline = time.monotonic() + timeout
+    while store.llen(key) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return [json.loads(x) for x in store.lrange(key, 0, -1)]
 
 
 def queue_counts(broker_url: str, queues: Iterable[str]) -> dict[str, tuple[int, int]]:
@@ -122,6 +159,10 @@ class WorkerProcess:
         except subprocess.TimeoutExpired:
             self.kill()
 
+    def rss_bytes(self) -> int:
+        """Resident memory of the worker and its pool children, from /proc (Linux)."""
+        return sum(_rss(pid) for pid in [self.pid, *_children(self.pid)])
+
     def kill(self) -> None:
         """SIGKILL the worker and its pool children (a crash, for reliability tests)."""
         if self.process is None or self.process.poll() is not None:
@@ -142,6 +183,16 @@ class WorkerProcess:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+def _rss(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
 
 
 def _children(pid: int) -> list[int]:

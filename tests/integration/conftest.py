@@ -6,10 +6,10 @@ go green by skipping.
 
 from __future__ import annotations
 
-import json
 import os
+import shlex
 import socket
-import time
+import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -22,12 +22,22 @@ import redis
 from celery import Celery
 
 from celery_dlx import Settings, Topology
-from celery_dlx.testing import WorkerProcess, queue_counts
+from celery_dlx.testing import WorkerProcess, queue_counts, wait_for_arrivals
 
 from .dlx_app import BROKER_URL, REDIS_URL, make_app
 
 ROOT = Path(__file__).resolve().parents[2]
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def rabbitmqctl(*args: str) -> str:
+    """Run rabbitmqctl, the broker's own view, independent of celery_dlx and kombu.
+
+    With RabbitMQ in Docker set DLX_RABBITMQCTL, e.g.
+    ``docker compose -f docker/compose.yaml exec -T rabbitmq rabbitmqctl``.
+    """
+    command = shlex.split(os.environ.get("DLX_RABBITMQCTL", "rabbitmqctl"))
+    return subprocess.run([*command, "-q", *args], check=True, capture_output=True, text=True).stdout
 
 
 def _reachable(host: str, port: int) -> bool:
@@ -95,10 +105,7 @@ class DLXEnv:
 
     def arrivals(self, key: str, count: int, timeout: float) -> list[dict[str, Any]]:
         """Wait until ``count`` arrivals are recorded under ``key`` and return them."""
-        deadline = time.monotonic() + timeout
-        while self.store.llen(key) < count and time.monotonic() < deadline:
-            time.sleep(0.05)
-        return [json.loads(x) for x in self.store.lrange(key, 0, -1)]
+        return wait_for_arrivals(self.store, key, count, timeout)
 
     def pending_in_delay_queues(self) -> int:
         return sum(ready for ready, _ in queue_counts(BROKER_URL, self.delay_queue_names).values())

@@ -9,9 +9,7 @@ Celery's result backend.
 
 from __future__ import annotations
 
-import json
 import os
-import time
 from collections.abc import Mapping
 
 import redis
@@ -19,6 +17,7 @@ from celery import Celery, Task
 from kombu import Queue
 
 from celery_dlx import DLXTask, delayed_retry
+from celery_dlx.testing import record_arrival
 
 BROKER_URL = os.environ.get("DLX_TEST_BROKER", "amqp://guest:guest@127.0.0.1:5672//")
 REDIS_URL = os.environ.get("DLX_TEST_REDIS", "redis://127.0.0.1:6379/0")
@@ -44,23 +43,7 @@ def make_app(env: Mapping[str, str]) -> Celery:
     store = redis.Redis.from_url(REDIS_URL)
 
     def record(task: Task, key: str) -> None:
-        req = task.request
-        store.rpush(
-            key,
-            json.dumps(
-                {
-                    "t": time.time(),
-                    "id": req.id,
-                    "retries": req.retries,
-                    "due": req.get("dlx_due"),
-                    "queue": req.get("dlx_queue"),
-                    "exchange": (req.delivery_info or {}).get("exchange"),
-                    "x_death": sum(int(e.get("count", 1)) for e in req.get("x-death") or []),
-                    "root_id": req.root_id,
-                    "parent_id": req.parent_id,
-                }
-            ),
-        )
+        record_arrival(store, key, task.request)
 
     @app.task(shared=False, bind=True, base=DLXTask, name="it.flaky")
     def flaky(self: DLXTask, key: str, fails: int, delay: float, queue: str | None = None) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 import statistics
-import subprocess
 import time
 from collections.abc import Callable
 
@@ -15,7 +14,7 @@ from celery.result import AsyncResult
 from celery_dlx import DelayLevels
 from celery_dlx.testing import queue_counts
 
-from .conftest import DLXEnv
+from .conftest import DLXEnv, rabbitmqctl
 from .dlx_app import BROKER_URL
 
 pytestmark = pytest.mark.integration
@@ -94,10 +93,7 @@ def test_5000_pending_retries_leave_the_worker_holding_nothing(make_env: Callabl
     assert dlx.store.llen(key) == 5000
     # Independent observer: rabbitmqctl's view of unacknowledged messages on the work queue and
     # on every channel of the broker's connections.
-    out = subprocess.run(
-        ["rabbitmqctl", "-q", "list_queues", "name", "messages_unacknowledged"],
-        check=True, capture_output=True, text=True,
-    ).stdout  # fmt: skip
+    out = rabbitmqctl("list_queues", "name", "messages_unacknowledged")
     unacked = {name: int(n) for name, n in (line.split() for line in out.splitlines() if line.startswith(dlx.prefix))}
     assert unacked[dlx.queues[0]] == 0
     assert sum(unacked.values()) == 0
@@ -137,15 +133,14 @@ def test_quorum_work_queue(make_env: Callable[..., DLXEnv]) -> None:
 
 
 def _set_reject_policy(dlx: DLXEnv) -> None:
-    subprocess.run(
-        ["rabbitmqctl", "-q", "set_policy", "--apply-to", "queues", f"{dlx.prefix}-full",
-         f"^{dlx.prefix}\\.delay\\.", '{"max-length": 0, "overflow": "reject-publish"}'],
-        check=True, capture_output=True,
+    rabbitmqctl(
+        "set_policy", "--apply-to", "queues", f"{dlx.prefix}-full",
+        f"^{dlx.prefix}\\.delay\\.", '{"max-length": 0, "overflow": "reject-publish"}',
     )  # fmt: skip
 
 
 def _clear_reject_policy(dlx: DLXEnv) -> None:
-    subprocess.run(["rabbitmqctl", "-q", "clear_policy", f"{dlx.prefix}-full"], check=True, capture_output=True)
+    rabbitmqctl("clear_policy", f"{dlx.prefix}-full")
 
 
 def test_unconfirmed_retry_fails_the_task_loudly(make_env: Callable[..., DLXEnv]) -> None:

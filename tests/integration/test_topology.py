@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import time
 from collections.abc import Callable
 
@@ -13,7 +12,7 @@ from kombu import Connection
 from celery_dlx import TopologyMismatch
 from celery_dlx.testing import queue_counts
 
-from .conftest import DLXEnv
+from .conftest import DLXEnv, rabbitmqctl
 from .dlx_app import BROKER_URL
 
 pytestmark = pytest.mark.integration
@@ -25,9 +24,7 @@ def declare(dlx: DLXEnv) -> None:
 
 
 def broker_queues(prefix: str) -> dict[str, list[str]]:
-    out = subprocess.run(
-        ["rabbitmqctl", "-q", "list_queues", "name", "type", "arguments"], check=True, capture_output=True, text=True
-    ).stdout
+    out = rabbitmqctl("list_queues", "name", "type", "arguments")
     return {line.split("\t")[0]: line.split("\t")[1:] for line in out.splitlines() if line.startswith(prefix)}
 
 

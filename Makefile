@@ -1,0 +1,28 @@
+# The README's commands. Each creates .venv and installs the project on first use.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTHON ?= python3
+
+.PHONY: test demo services unit bench
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+services:
+	scripts/ensure-services.sh
+
+test: $(VENV)/.installed services
+	$(PY) -m pytest
+
+unit: $(VENV)/.installed
+	$(PY) -m pytest tests/unit
+
+demo: $(VENV)/.installed services
+	$(PY) -m examples.delayed_retry_demo
+
+bench: $(VENV)/.installed services
+	$(PY) -m pip install -q -e '.[test,bench]'
+	$(PY) -m benchmarks.foundation
