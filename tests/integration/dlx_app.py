@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from datetime import datetime, timezone
 
 import redis
 from celery import Celery, Task
@@ -52,6 +53,13 @@ def make_app(env: Mapping[str, str]) -> Celery:
         if self.request.retries < fails:
             raise self.delayed_retry(countdown=delay, queue=queue, max_retries=fails)
         return "done"
+
+    @app.task(shared=False, bind=True, base=DLXTask, name="it.eta")
+    def at_eta(self: DLXTask, key: str, eta_epoch: float) -> None:
+        """Retries once with ``eta`` = the given UNIX time."""
+        record(self, key)
+        if self.request.retries == 0:
+            raise self.delayed_retry(eta=datetime.fromtimestamp(eta_epoch, tz=timezone.utc))
 
     @app.task(shared=False, bind=True, name="it.plain_flaky", max_retries=2)
     def plain_flaky(self: Task, key: str, fails: int, delay: float) -> str:

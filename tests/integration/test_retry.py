@@ -60,6 +60,15 @@ def test_delay_of_2_5_s_is_never_early_and_within_half_a_second(make_env: Callab
     assert second["t"] - first["t"] >= 2.5
 
 
+def test_eta_retry_arrives_at_the_eta_not_before(make_env: Callable[..., DLXEnv]) -> None:
+    dlx = make_env()
+    key = dlx.key()
+    eta = time.time() + 1.5
+    dlx.app.tasks["it.eta"].delay(key, eta)
+    first, second = dlx.arrivals(key, 2, timeout=10)
+    assert eta <= second["t"] < eta + 0.5
+
+
 def test_retry_to_another_queue_arrives_there(make_env: Callable[..., DLXEnv], observer: pika.BlockingConnection) -> None:
     dlx = make_env(extra_queues=1, consume=["main"])
     other = dlx.queues[1]
