@@ -100,15 +100,10 @@ def measure(queue_type: str, retries: int, pending: int) -> Result:
 
 def _cleanup(topology: Topology, work: str) -> None:
     with Connection(BROKER_URL) as conn:
-        channel = conn.channel()
-        for queue in [*topology.level_queues, topology.parking_queue]:
-            channel.queue_delete(queue.name)
-        for level in range(topology.settings.levels.levels):
-            channel.exchange_delete(topology.level_exchange(level).name)
-        channel.exchange_delete(topology.deliver_exchange.name)
-        channel.exchange_delete(topology.parking_exchange.name)
-        channel.queue_delete(work)
-        channel.exchange_delete(work)
+        topology.delete(conn)
+        with conn.channel() as channel:
+            channel.queue_delete(work)
+            channel.exchange_delete(work)
 
 
 def table(results: list[Result], retries: int, command: str) -> str:

@@ -101,11 +101,17 @@ _publishers_lock = threading.Lock()
 
 
 def publisher_for(app: Celery) -> RetryPublisher:
-    """The process's publisher for ``app`` (a fresh one after a fork: sockets are not shared)."""
-    pid = os.getpid()
+    """The process's publisher for ``app``.
+
+    A fresh one after a fork (sockets are not shared between processes) and after the app's
+    ``dlx_*`` settings changed (tests reconfigure one app per test).
+    """
+    pid, settings = os.getpid(), Settings.from_conf(app.conf)
     with _publishers_lock:
         entry = _publishers.get(id(app))
-        if entry is None or entry[0] != pid:
-            entry = (pid, RetryPublisher(app, Settings.from_conf(app.conf)))
+        if entry is None or entry[0] != pid or entry[1].settings != settings:
+            if entry is not None and entry[0] == pid:
+                entry[1].close()
+            entry = (pid, RetryPublisher(app, settings))
             _publishers[id(app)] = entry
         return entry[1]

@@ -16,6 +16,7 @@ import logging
 import time
 from collections.abc import Mapping
 from datetime import datetime
+from fractions import Fraction
 from typing import Any, NoReturn
 
 from amqp.exceptions import AMQPError, MessageNacked
@@ -27,6 +28,7 @@ from kombu.exceptions import OperationalError
 from .backoff import WaitStrategy, wait_seconds
 from .errors import ConfigurationError, RetryPublishError
 from .publisher import publisher_for
+from .signals import retry_published
 from .topology import DESTINATION_HEADER, DUE_HEADER
 
 logger = logging.getLogger(__name__)
@@ -107,13 +109,17 @@ def delayed_retry(
         )
     delay = _delay(task, eta, countdown, wait, exc)
     publisher = publisher_for(task.app)
-    route = publisher.settings.levels.plan(delay)
+    levels = publisher.settings.levels
+    route = levels.plan(delay)  # validates the delay as asked, before any time scaling
+    if publisher.settings.time_scale != 1:
+        # Exact: 900 s at the scale written as 0.001 is 0.9 s, not 0.9000000000000001 (0.91 s).
+        route = levels.plan(Fraction(delay) * Fraction(str(publisher.settings.time_scale)))
     destination = queue or origin_queue(task)
     options.pop("queue", None)
     headers = {
         **_without_death(request.headers),
         DESTINATION_HEADER: destination,
-        DUE_HEADER: time.time() + delay,
+        DUE_HEADER: time.time() + delay * publisher.settings.time_scale,
         # Celery turns ``expires`` into a per-message TTL, which would let the message leave a
         # delay queue early; the worker still honours the ``expires`` header on arrival.
         "expires": request.expires,
@@ -146,6 +152,9 @@ def delayed_retry(
     except RetryPublishError as error:
         _publish_failed(task, destination, error)
     ret.when = delay
+    retry_published.send(
+        sender=task, request=request, retries=request.retries + 1, delay=delay, planned=route.delay, queue=destination, exc=exc
+    )
     if throw:
         raise ret
     return ret

@@ -7,6 +7,7 @@ prefixed ``dlx_`` and optional.
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -16,6 +17,8 @@ from .delays import DEFAULT_LEVELS, DEFAULT_UNIT_MS, DelayLevels
 from .errors import ConfigurationError
 
 QUEUE_TYPES = ("classic", "quorum")
+#: Environment variable that marks a test process; only there may delays be time-scaled.
+TEST_MODE_ENV = "CELERY_DLX_TEST_MODE"
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
 
 
@@ -32,6 +35,10 @@ class Settings:
       retry before the retry counts as failed.
     - ``auto_declare`` (``dlx_auto_declare``): declare the topology the first time a process
       publishes a retry (idempotent; a mismatch raises :class:`~celery_dlx.errors.TopologyMismatch`).
+    - ``time_scale`` (``dlx_time_scale``): factor applied to every delay, so a 15-minute retry
+      takes about a second in a test.  Anything but 1 is refused unless the environment has
+      ``CELERY_DLX_TEST_MODE=1`` (set by the pytest plugin's fixtures), so it cannot slip into
+      production.
     """
 
     prefix: str = "celery_dlx"
@@ -39,6 +46,7 @@ class Settings:
     levels: DelayLevels = field(default_factory=DelayLevels)
     confirm_timeout: float = 30.0
     auto_declare: bool = True
+    time_scale: float = 1.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.prefix, str) or not _PREFIX_RE.match(self.prefix):
@@ -50,10 +58,23 @@ class Settings:
         timeout = self.confirm_timeout
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not math.isfinite(timeout) or timeout <= 0:
             raise ConfigurationError(f"dlx_confirm_timeout must be a positive number of seconds, got {timeout!r}")
+        scale = self.time_scale
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale <= 1:
+            raise ConfigurationError(f"dlx_time_scale must be a number in (0, 1], got {scale!r}")
 
     @classmethod
-    def from_conf(cls, conf: Mapping[str, Any]) -> Settings:
-        """Read the ``dlx_*`` keys of a Celery configuration mapping."""
+    def from_conf(cls, conf: Mapping[str, Any], environ: Mapping[str, str] = os.environ) -> Settings:
+        """Read the ``dlx_*`` keys of a Celery configuration mapping.
+
+        ``environ`` decides whether this is a test process (``dlx_time_scale`` is refused
+        elsewhere).
+        """
+        scale = conf.get("dlx_time_scale", 1.0)
+        if scale != 1 and environ.get(TEST_MODE_ENV) != "1":
+            raise ConfigurationError(
+                f"dlx_time_scale={scale!r} shrinks every retry delay and is for tests only: it is refused "
+                f"unless {TEST_MODE_ENV}=1 (the celery_dlx pytest fixtures set it). Remove it from this configuration."
+            )
         try:
             levels = DelayLevels(
                 unit_ms=conf.get("dlx_unit_ms", DEFAULT_UNIT_MS),
@@ -67,4 +88,5 @@ class Settings:
             levels=levels,
             confirm_timeout=conf.get("dlx_confirm_timeout", 30.0),
             auto_declare=bool(conf.get("dlx_auto_declare", True)),
+            time_scale=scale,
         )

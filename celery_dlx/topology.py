@@ -169,6 +169,20 @@ class Topology:
             ),
         )
 
+    def delete(self, connection: Connection) -> None:
+        """Delete every entity of this topology, messages included (tests, demos, teardown).
+
+        Work queues are the application's and stay; entities already gone are skipped.
+        """
+        levels = range(self.settings.levels.levels)
+        queues = [q.name for q in self.level_queues] + [self.parking_queue.name]
+        exchanges = [self.level_exchange(k).name for k in levels] + [self.deliver_exchange.name, self.parking_exchange.name]
+        with connection.channel() as channel:
+            for name in queues:
+                channel.queue_delete(name)
+            for name in exchanges:
+                channel.exchange_delete(name)
+
     def bind_destination(self, channel: Any, queue_name: str) -> None:
         """Bind work queue ``queue_name`` to ``deliver`` so delayed messages for it arrive."""
         channel.queue_bind(

@@ -109,15 +109,10 @@ def _progress(worker: WorkerProcess, log_key: str, expected: int, delay_queues: 
 
 def _cleanup(topology: Topology) -> None:
     with Connection(BROKER_URL) as conn:
-        channel = conn.channel()
-        for queue in [*topology.level_queues, topology.parking_queue]:
-            channel.queue_delete(queue.name)
-        for level in range(topology.settings.levels.levels):
-            channel.exchange_delete(topology.level_exchange(level).name)
-        for exchange in (topology.deliver_exchange, topology.parking_exchange):
-            channel.exchange_delete(exchange.name)
-        channel.queue_delete(QUEUE)
-        channel.exchange_delete(QUEUE)
+        topology.delete(conn)
+        with conn.channel() as channel:
+            channel.queue_delete(QUEUE)
+            channel.exchange_delete(QUEUE)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import pika
 import pytest
 import redis
 from celery import Celery
+from kombu import Connection
 
 from celery_dlx import Settings, Topology
 from celery_dlx.testing import WorkerProcess, queue_counts, wait_for_arrivals
@@ -112,12 +113,11 @@ class DLXEnv:
 
 
 def _cleanup(observer: pika.BlockingConnection, dlx: DLXEnv) -> None:
-    topo = dlx.topology
+    with Connection(BROKER_URL) as conn:
+        dlx.topology.delete(conn)
     channel = observer.channel()
-    for name in [*dlx.delay_queue_names, topo.parking_queue.name, *dlx.queues]:
+    for name in dlx.queues:
         channel.queue_delete(queue=name)
-    exchanges = [topo.level_exchange(k).name for k in range(topo.settings.levels.levels)]
-    for name in [*exchanges, topo.deliver_exchange.name, topo.parking_exchange.name, *dlx.queues]:
         channel.exchange_delete(exchange=name)
     channel.close()
     if dlx.keys:

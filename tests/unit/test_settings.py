@@ -42,3 +42,22 @@ def test_values_are_read_from_dlx_keys() -> None:
 def test_bad_settings_raise_configuration_error(conf: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
         Settings.from_conf(conf)
+
+
+def test_time_scale_is_refused_outside_test_mode() -> None:
+    with pytest.raises(ConfigurationError, match="for tests only"):
+        Settings.from_conf({"dlx_time_scale": 0.001}, environ={})
+    with pytest.raises(ConfigurationError, match="for tests only"):
+        Settings.from_conf({"dlx_time_scale": 0.001}, environ={"CELERY_DLX_TEST_MODE": "yes"})
+
+
+def test_time_scale_in_test_mode() -> None:
+    settings = Settings.from_conf({"dlx_time_scale": 0.001}, environ={"CELERY_DLX_TEST_MODE": "1"})
+    assert settings.time_scale == 0.001
+    assert Settings.from_conf({}, environ={}).time_scale == 1.0
+
+
+@pytest.mark.parametrize("scale", [0, -1, 2, float("nan"), "fast"])
+def test_time_scale_must_be_in_zero_one(scale: object) -> None:
+    with pytest.raises(ConfigurationError, match="dlx_time_scale"):
+        Settings.from_conf({"dlx_time_scale": scale}, environ={"CELERY_DLX_TEST_MODE": "1"})
