@@ -15,9 +15,10 @@ from contextlib import contextmanager
 from typing import Any
 
 from celery import Celery
+from celery.exceptions import Reject
 from kombu import Connection, Producer
 
-from .errors import RetryPublishError
+from .errors import RetryPublishError, TopologyMismatch
 from .settings import Settings
 from .topology import Topology
 
@@ -45,25 +46,35 @@ class RetryPublisher:
     def producer(self, destination: str) -> Iterator[Producer]:
         """A producer ready to publish into the delay topology for work queue ``destination``.
 
-        Raises :class:`RetryPublishError` if the broker returned the message as unroutable.
+        Raises :class:`RetryPublishError` if the broker cannot be reached or returned the
+        message as unroutable, :class:`TopologyMismatch` if the topology cannot be declared.
+        Celery's ``Reject`` (its wrapping of a failed publish) passes through.
         """
         with self._lock:
             try:
                 producer = self._ready_producer(destination)
-                self._returned.clear()
-                yield producer
-                if self._returned:
-                    raise RetryPublishError(f"the broker returned the retry as unroutable: {self._returned[0][0]!r}")
-            except BaseException:
+            except TopologyMismatch:
                 self.close()
                 raise
+            except Exception as exc:
+                self.close()
+                raise RetryPublishError(f"could not prepare a confirmed connection to the broker: {exc!r}") from exc
+            self._returned.clear()
+            try:
+                yield producer
+            except Reject:
+                self.close()
+                raise
+            if self._returned:
+                self.close()
+                raise RetryPublishError(f"the broker returned the retry as unroutable: {self._returned[0][0]!r}")
 
     def _ready_producer(self, destination: str) -> Producer:
         if self._producer is None:
             connection = self.app.connection_for_write(
                 transport_options={"confirm_publish": True}, heartbeat=0
             )
-            connection.ensure_connection(max_retries=3)
+            connection.ensure_connection(max_retries=3, interval_start=0.2, interval_step=0.5, interval_max=2)
             self._connection = connection
             if self.settings.auto_declare:
                 self.topology.declare(connection)

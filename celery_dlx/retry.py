@@ -94,12 +94,13 @@ def delayed_retry(
     request = task.request
     if sum(x is not None for x in (eta, countdown, wait)) > 1:
         raise ValueError("give at most one of eta, countdown and wait")
-    if queue is not None:
-        options["queue"] = queue
-    if request.called_directly or request.is_eager:
-        # Not in a worker: behave exactly like Celery's retry (it raises, or re-runs eagerly).
+    if request.called_directly or request.is_eager or _exhausted(task, max_retries):
+        # Not in a worker, or out of retries: Celery's retry does the right thing without
+        # publishing (raises exc / MaxRetriesExceededError, or re-runs eagerly).
         if eta is None and countdown is None and _wait_for(task, wait) is not None:
             countdown = _delay(task, None, None, wait, exc)
+        if queue is not None:
+            options["queue"] = queue
         return Task.retry(task, args, kwargs, exc, throw, eta, countdown, max_retries, **options)
 
     if (task.serializer or task.app.conf.task_serializer) != "json":
@@ -115,7 +116,6 @@ def delayed_retry(
         # Exact: 900 s at the scale written as 0.001 is 0.9 s, not 0.9000000000000001 (0.91 s).
         route = levels.plan(Fraction(delay) * Fraction(str(publisher.settings.time_scale)))
     destination = queue or origin_queue(task)
-    options.pop("queue", None)
     headers = {
         **_without_death(request.headers),
         DESTINATION_HEADER: destination,
@@ -158,6 +158,11 @@ def delayed_retry(
     if throw:
         raise ret
     return ret
+
+
+def _exhausted(task: Task, max_retries: int | None) -> bool:
+    limit = task.max_retries if max_retries is None else max_retries
+    return limit is not None and task.request.retries + 1 > limit
 
 
 def _wait_for(task: Task, wait: WaitStrategy | None) -> WaitStrategy | None:

@@ -7,8 +7,10 @@ from collections.abc import Iterator
 
 import pytest
 from celery import Celery
+from celery.exceptions import Reject
 
-from celery_dlx import ConfigurationError, DLXTask
+from celery_dlx import ConfigurationError, DLXTask, RetryPublishError
+from celery_dlx import retry as retry_module
 
 
 @pytest.fixture
@@ -39,3 +41,24 @@ def test_pickle_is_refused_with_a_clear_error(task: DLXTask) -> None:
     task.serializer = "pickle"
     with pytest.raises(ConfigurationError, match="publishes retries as JSON"):
         task.delayed_retry(countdown=1)
+
+
+def test_exhausted_task_fails_with_its_exception_without_touching_the_broker(task: DLXTask) -> None:
+    """The broker in this fixture is unreachable: Celery's max_retries rule must apply first."""
+    task.request.retries = 3
+    with pytest.raises(KeyError, match="gone"):
+        task.delayed_retry(countdown=1, max_retries=3, exc=KeyError("gone"))
+
+
+def test_unreachable_broker_fails_loudly(task: DLXTask) -> None:
+    with pytest.raises(RetryPublishError, match="not confirmed"):
+        task.delayed_retry(countdown=1)
+
+
+def test_unreachable_broker_requeues_an_acks_late_delivery(task: DLXTask, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(retry_module, "REQUEUE_PAUSE", 0)
+    task.acks_late = True
+    with pytest.raises(Reject) as rejected:
+        task.delayed_retry(countdown=1)
+    assert rejected.value.requeue is True
+    assert isinstance(rejected.value.reason, RetryPublishError)
