@@ -1,0 +1,286 @@
+"""Task base classes per social network: classify a response, then retry through the broker,
+fail for good, or report dead credentials.
+
+``self.check(response)`` returns a successful ``requests``/``httpx`` response unchanged and
+otherwise acts on its :class:`~celery_dlx.classify.Verdict`; ``self.handle_exception(exc)``
+does the same for the exceptions those libraries raise (timeouts and connection errors are
+worth a quick retry)::
+
+    @app.task(bind=True, base=TwitterTask, max_retries=8)
+    def fetch_timeline(self, account_id):
+        try:
+            response = requests.get(URL, headers=auth_for(account_id), timeout=10)
+        except requests.RequestException as exc:
+            self.handle_exception(exc)
+        return self.check(response).json()
+
+What happens, by verdict kind:
+
+- ``RETRY_SOON``: :func:`~celery_dlx.delayed_retry` after :attr:`retry_wait` (backoff), and
+  never before a ``Retry-After`` the response gave;
+- ``RATE_LIMITED``: retried at the reset time the response names plus a jitter that only
+  ever adds (:attr:`rate_limit_jitter`), or after :attr:`rate_limit_wait` when it names none;
+- ``OVER_CAPACITY``: like ``RETRY_SOON`` with the longer :attr:`over_capacity_wait`;
+- ``AUTH_INVALID``: :meth:`on_auth_invalid` (override it to mark the token bad), then
+  :class:`AuthInvalid`;
+- ``PERMISSION``, ``NOT_FOUND``, ``BAD_REQUEST``: :class:`CallFailed`, no retry.
+
+Neither ``requests`` nor ``httpx`` is imported: responses are read by duck typing and their
+exception types are looked up only if the application already imported the library.
+
+Credentials never leave through these paths: verdict reasons are redacted, the exceptions
+that reach the result backend are this module's (their arguments are the redacted verdict,
+and the HTTP library's exception, whose message often holds the URL with its
+``access_token``, is not chained to them), and the argument reprs Celery writes into every
+message's headers (``argsrepr``/``kwargsrepr``, on the first send and on each retry) are
+redacted too.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any, ClassVar, NoReturn
+
+from celery.utils.saferepr import saferepr
+from tenacity import wait_exponential, wait_random
+
+from .backoff import WaitStrategy, wait_seconds
+from .classify import Verdict, VerdictKind, classify
+from .errors import CeleryDLXError
+from .redact import redact, redact_value
+from .retry import DLXTask
+
+logger = logging.getLogger(__name__)
+
+
+class VerdictError(CeleryDLXError):
+    """A network call that did not succeed, described by the verdict that classified it.
+
+    ``args`` are ``(kind, reason, code, subcode, status, network)``: plain JSON values, so the
+    exception survives a JSON result backend, which rebuilds it as ``cls(*args)``.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        reason: str = "",
+        code: int | str | None = None,
+        subcode: int | str | None = None,
+        status: int | None = None,
+        network: str = "http",
+    ) -> None:
+        super().__init__(str(kind), redact(str(reason)), code, subcode, status, str(network))
+
+    @classmethod
+    def from_verdict(cls, verdict: Verdict) -> VerdictError:
+        return cls(verdict.kind.value, verdict.reason, verdict.code, verdict.subcode, verdict.status, verdict.network)
+
+    @property
+    def verdict(self) -> Verdict:
+        """The verdict again (without ``retry_after``, which is stale once raised)."""
+        kind, reason, code, subcode, status, network = self.args
+        return Verdict(VerdictKind(kind), reason, None, code, subcode, status, network)
+
+    def __str__(self) -> str:
+        kind, reason, code, subcode, status, network = self.args
+        codes = "/".join(str(c) for c in (code, subcode) if c is not None)
+        details = ", ".join(x for x in (f"code {codes}" if codes else "", f"HTTP {status}" if status else "") if x)
+        return f"{network} {kind}: {reason}" + (f" ({details})" if details else "")
+
+
+class CallFailed(VerdictError):
+    """Retrying cannot help: a missing permission, a missing object, a request to fix."""
+
+
+class AuthInvalid(CallFailed):
+    """The credentials are no longer valid; the account must authorize again."""
+
+
+class CallDeferred(VerdictError):
+    """The call may work later: what a retry records, and what is raised when retries run out."""
+
+
+def transport_errors() -> tuple[type[BaseException], ...]:
+    """Exception types of a request that got no response and may work if repeated.
+
+    The standard library's timeouts and connection errors, plus those of ``requests`` and
+    ``httpx`` when the application has imported them: an exception of a library's type can
+    only exist once the library is imported, so neither is ever imported here.
+    """
+    kinds: list[type[BaseException]] = [TimeoutError, ConnectionError]
+    requests = sys.modules.get("requests")
+    if requests is not None:
+        exceptions = requests.exceptions
+        kinds += [exceptions.Timeout, exceptions.ConnectionError, exceptions.ChunkedEncodingError]
+    httpx = sys.modules.get("httpx")
+    if httpx is not None:
+        kinds += [httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError, httpx.ProxyError]
+    return tuple(kinds)
+
+
+def response_parts(response: Any) -> tuple[Any, Any, Any]:
+    """``(status, headers, body)`` of a ``requests`` or ``httpx`` response, or anything alike."""
+    status = getattr(response, "status_code", None)
+    if status is None:
+        status = getattr(response, "status", None)
+    try:
+        body = getattr(response, "content", None)
+    except RuntimeError:  # a streamed body never read (httpx.ResponseNotRead) or already consumed
+        body = None
+    return status, getattr(response, "headers", None), body
+
+
+def is_response(value: Any) -> bool:
+    """True for objects shaped like an HTTP response (a status and headers)."""
+    has_status = getattr(value, "status_code", None) is not None or getattr(value, "status", None) is not None
+    return value is not None and has_status and hasattr(value, "headers")
+
+
+class HTTPTask(DLXTask):
+    """Task base class for calls to an HTTP API; subclasses set :attr:`network`.
+
+    The waits are tenacity wait strategies (compose them with ``+``), asked with the attempt
+    number and the :class:`CallDeferred` being retried, so a custom wait can read its
+    ``verdict``.
+    """
+
+    abstract = True
+    #: Which classifier reads this task's responses (see :mod:`celery_dlx.classify`).
+    network: ClassVar[str] = "http"
+    #: Backoff for RETRY_SOON (and for ``self.retry()`` without a countdown).
+    retry_wait: WaitStrategy | None = wait_exponential(multiplier=1, min=1, max=300) + wait_random(0, 1)
+    #: Backoff for OVER_CAPACITY: the service is overloaded, so back off harder.
+    over_capacity_wait: WaitStrategy = wait_exponential(multiplier=30, min=30, max=3600) + wait_random(0, 10)
+    #: Backoff for RATE_LIMITED when the response does not say when the limit resets.
+    rate_limit_wait: WaitStrategy = wait_exponential(multiplier=60, min=60, max=3600) + wait_random(0, 10)
+    #: Added to a known reset time so throttled tasks do not all return at the same instant.
+    #: Negative values count as 0: a task never comes back before the reset.
+    rate_limit_jitter: WaitStrategy = wait_random(0, 2)
+
+    def classify_response(self, response: Any) -> Verdict:
+        """The verdict of this task's network on ``response``."""
+        return classify(self.network, *response_parts(response))
+
+    def check(self, response: Any) -> Any:
+        """Return ``response`` if it succeeded; otherwise retry or fail as its verdict says."""
+        verdict = self.classify_response(response)
+        if verdict.kind is VerdictKind.OK:
+            return response
+        self.act(verdict)
+
+    def handle_exception(self, exc: BaseException) -> NoReturn:
+        """Retry or fail for an exception of an HTTP call.
+
+        An error carrying a response (``raise_for_status()``) is classified like that
+        response; a timeout or connection error is retried soon; anything else is re-raised.
+        """
+        response = getattr(exc, "response", None)
+        if is_response(response):
+            verdict = self.classify_response(response)
+            if verdict.kind is not VerdictKind.OK:
+                self.act(verdict)
+        elif isinstance(exc, transport_errors()):
+            self.act(
+                Verdict(VerdictKind.RETRY_SOON, redact(f"{type(exc).__name__}: {exc}")[:300], network=self.network)
+            )
+        raise exc
+
+    def act(self, verdict: Verdict) -> NoReturn:
+        """Retry, or fail with the exception for ``verdict``; never returns."""
+        if verdict.kind is VerdictKind.OK:
+            raise ValueError("act() needs a failure verdict, got OK")
+        if verdict.kind.retryable:
+            self._retry(verdict)
+        if verdict.kind is VerdictKind.AUTH_INVALID:
+            self.on_auth_invalid(verdict)
+            raise AuthInvalid.from_verdict(verdict) from None
+        failure = CallFailed.from_verdict(verdict)
+        logger.warning("%s[%s] fails without retry: %s", self.name, self.request.id, failure)
+        raise failure from None
+
+    def retry_delay(self, verdict: Verdict, failure: BaseException | None = None) -> float:
+        """Seconds to wait before retrying after ``verdict`` (a retryable one)."""
+        attempt = self.request.retries + 1
+        if verdict.kind is VerdictKind.RATE_LIMITED:
+            if verdict.retry_after is None:
+                return wait_seconds(self.rate_limit_wait, attempt, failure)
+            return verdict.retry_after + max(0.0, wait_seconds(self.rate_limit_jitter, attempt, failure))
+        backoff = self.over_capacity_wait if verdict.kind is VerdictKind.OVER_CAPACITY else self.retry_wait
+        waited = wait_seconds(backoff, attempt, failure) if backoff is not None else float(self.default_retry_delay)
+        return max(waited, verdict.retry_after or 0.0)
+
+    def on_auth_invalid(self, verdict: Verdict) -> None:
+        """Called before an AUTH_INVALID failure; override it to mark the account's token as
+        bad (and stop scheduling work for it).  The default only logs."""
+        logger.error(
+            "%s[%s]: the %s credentials are invalid: %s", self.name, self.request.id, verdict.network, verdict.reason
+        )
+
+    def apply_async(self, args: Any = None, kwargs: Any = None, *rest: Any, **options: Any) -> Any:
+        """Celery's ``apply_async`` with credentials redacted from the ``argsrepr`` and
+        ``kwargsrepr`` message headers (also used by retries)."""
+        amqp = self.app.amqp
+        options.setdefault("argsrepr", redact(saferepr(redact_value(args or ()), amqp.argsrepr_maxsize)))
+        options.setdefault("kwargsrepr", redact(saferepr(redact_value(kwargs or {}), amqp.kwargsrepr_maxsize)))
+        return super().apply_async(args, kwargs, *rest, **options)
+
+    def _retry(self, verdict: Verdict) -> NoReturn:
+        failure = CallDeferred.from_verdict(verdict)
+        delay = self.retry_delay(verdict, failure)
+        logger.info("%s[%s] %s; retrying in %.2f s", self.name, self.request.id, failure, delay)
+        try:
+            # Celery chains the retry to the exception being handled: make that ours, so the
+            # HTTP library's exception (and the URL in its message) is not recorded with it.
+            raise failure from None
+        except CallDeferred:
+            raise self.delayed_retry(countdown=delay, exc=failure) from None
+
+
+class FacebookTask(HTTPTask):
+    """Calls to the Facebook Graph API."""
+
+    abstract = True
+    network = "facebook"
+
+
+class InstagramTask(HTTPTask):
+    """Calls to the Instagram Graph API (or its legacy API)."""
+
+    abstract = True
+    network = "instagram"
+
+
+class TwitterTask(HTTPTask):
+    """Calls to the Twitter / X API, v1.1 and v2."""
+
+    abstract = True
+    network = "twitter"
+
+
+class LinkedInTask(HTTPTask):
+    """Calls to the LinkedIn API."""
+
+    abstract = True
+    network = "linkedin"
+
+
+class RedditTask(HTTPTask):
+    """Calls to the Reddit API."""
+
+    abstract = True
+    network = "reddit"
+
+
+class MastodonTask(HTTPTask):
+    """Calls to a Mastodon server's API."""
+
+    abstract = True
+    network = "mastodon"
+
+
+class GitHubTask(HTTPTask):
+    """Calls to the GitHub REST API."""
+
+    abstract = True
+    network = "github"
