@@ -115,3 +115,10 @@ def test_plugin_does_nothing_unless_used(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_plain="def test_plain():\n    import os\n    assert 'CELERY_DLX_TEST_MODE' not in os.environ\n")
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
+
+
+def test_readme_example_twitter_rate_limit(pytester: pytest.Pytester) -> None:
+    """The README's testing example runs as written and passes."""
+    example = Path(__file__).parents[2] / "examples" / "testing" / "test_twitter_rate_limit.py"
+    pytester.makepyfile(test_twitter_rate_limit=example.read_text())
+    pytester.runpytest_subprocess("-p", "no:cacheprovider").assert_outcomes(passed=1)
