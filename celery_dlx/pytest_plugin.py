@@ -153,6 +153,8 @@ def dlx_worker(
     run = DLXTestRun(app, Topology(Settings.from_conf(app.conf)), broker_url)
     retry_published.connect(run.record, weak=False)
     try:
+        with Connection(broker_url) as conn:
+            run.topology.declare(conn, app.amqp.queues.values())
         with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
             yield run
     finally:
