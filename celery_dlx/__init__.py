@@ -16,9 +16,13 @@ from .networks import (
     TwitterTask,
     VerdictError,
 )
+from .pages import Guards, Halt, Page
+from .pagination import PageLedger, PageTask, cursor_pages, offset_pages, window_pages
 from .retry import DLXTask, delayed_retry
 from .settings import Settings
+from .softlimit import SoftLimitReached, SoftLimitRetry, SoftLimitTask
 from .topology import Topology
+from .tracking import UNKNOWN, TreeResult, UntrackableTask, spawn, start_tree, state_of
 
 __all__ = [
     "AuthInvalid",
@@ -26,21 +30,38 @@ __all__ = [
     "CallFailed",
     "CeleryDLXError",
     "ConfigurationError",
-    "DLXTask",
+    "cursor_pages",
+    "delayed_retry",
     "DelayLevels",
+    "DLXTask",
     "FacebookTask",
     "GitHubTask",
+    "Guards",
+    "Halt",
     "HTTPTask",
     "InstagramTask",
     "LinkedInTask",
     "MastodonTask",
+    "offset_pages",
+    "Page",
+    "PageLedger",
+    "PageTask",
     "RedditTask",
     "RetryPublishError",
     "Route",
     "Settings",
+    "SoftLimitReached",
+    "SoftLimitRetry",
+    "SoftLimitTask",
+    "spawn",
+    "start_tree",
+    "state_of",
     "Topology",
     "TopologyMismatch",
+    "TreeResult",
     "TwitterTask",
+    "UNKNOWN",
+    "UntrackableTask",
     "VerdictError",
-    "delayed_retry",
+    "window_pages",
 ]
