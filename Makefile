@@ -26,3 +26,4 @@ demo: $(VENV)/.installed services
 bench: $(VENV)/.installed services
 	$(PY) -m pip install -q -e '.[test,bench]'
 	$(PY) -m benchmarks.foundation
+	$(PY) -m benchmarks.ratelimit_bench

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime
 from fractions import Fraction
 from typing import Any, NoReturn
@@ -75,6 +76,7 @@ def delayed_retry(
     *,
     wait: WaitStrategy | None = None,
     queue: str | None = None,
+    count_attempt: bool = True,
     **options: Any,
 ) -> Retry:
     """Retry ``task`` after a delay held by the broker, not by the worker.
@@ -87,11 +89,18 @@ def delayed_retry(
 
     Use it like Celery's retry: ``raise delayed_retry(self, countdown=30, exc=exc)``.
 
+    ``count_attempt=False`` re-publishes with the current ``retries`` count: a deferral (a rate
+    limiter's or circuit breaker's "not yet") is not a failed attempt and must not use up
+    ``max_retries``.
+
     Raises ``ValueError`` for a negative, NaN, infinite or too large delay, and
     :class:`~celery_dlx.errors.RetryPublishError` (or ``Reject(requeue=True)`` for
     ``acks_late`` tasks) when the broker does not confirm the retry.
     """
     request = task.request
+    if not count_attempt:
+        with _uncounted(request):
+            return delayed_retry(task, args, kwargs, exc, throw, eta, countdown, max_retries, wait=wait, queue=queue, **options)
     if sum(x is not None for x in (eta, countdown, wait)) > 1:
         raise ValueError("give at most one of eta, countdown and wait")
     if request.called_directly or request.is_eager or _exhausted(task, max_retries):
@@ -158,6 +167,23 @@ def delayed_retry(
     if throw:
         raise ret
     return ret
+
+
+@contextmanager
+def _uncounted(request: Any) -> Iterator[None]:
+    """Celery's retry publishes ``request.retries + 1``; lower the count for this call only.
+
+    Not when called directly or eagerly: there Celery re-runs the task at once and only the
+    count stops a deferral that keeps repeating.
+    """
+    if request.called_directly or request.is_eager:
+        yield
+        return
+    request.retries -= 1
+    try:
+        yield
+    finally:
+        request.retries += 1
 
 
 def _exhausted(task: Task, max_retries: int | None) -> bool:

@@ -62,3 +62,20 @@ def test_unreachable_broker_requeues_an_acks_late_delivery(task: DLXTask, monkey
         task.delayed_retry(countdown=1)
     assert rejected.value.requeue is True
     assert isinstance(rejected.value.reason, RetryPublishError)
+
+
+def test_an_uncounted_deferral_lowers_retries_only_while_publishing(task: DLXTask) -> None:
+    task.request.retries = 2
+    with retry_module._uncounted(task.request):
+        assert task.request.retries == 1  # Celery's retry will publish 1 + 1 = 2
+    assert task.request.retries == 2
+    with pytest.raises(RuntimeError), retry_module._uncounted(task.request):
+        raise RuntimeError("publish failed")
+    assert task.request.retries == 2
+
+
+def test_an_uncounted_deferral_at_max_retries_is_not_exhausted(task: DLXTask) -> None:
+    """A deferral is not an attempt: at max_retries it still publishes (here: fails to reach the broker)."""
+    task.request.retries = 3
+    with pytest.raises(RetryPublishError):
+        task.delayed_retry(countdown=1, max_retries=3, count_attempt=False)

@@ -1,0 +1,173 @@
+"""Rate-limit state in Redis, shared by every worker: the production backend.
+
+Each operation is one Lua script (``lua/*.lua``, prepended with ``lua/lib.lua``), registered
+with redis-py's ``register_script``: it runs as ``EVALSHA`` and loads itself again after a
+``SCRIPT FLUSH`` or a failover.  A script is atomic, so one call's decision under all of its
+limits is a single round trip, and no other worker sees half of it; a batch of calls
+(:meth:`.Limiter.acquire_many`) is one script run too.
+
+Time comes from Redis's ``TIME`` inside the script: every worker shares one clock, so worker
+clock skew cannot let calls through early or stack a log out of order.  ``clock=`` injects
+a clock instead, for tests and simulations.
+
+Redis unavailable.  A call never hangs: the client must have socket timeouts (checked here),
+and a Redis that does not answer within them raises :class:`~.storage.StorageUnavailable`,
+which the :class:`~.limiter.Limiter` turns into a denial, an admission or an error as its
+``on_unavailable`` says.  The longest a call can take is about
+``(socket_connect_timeout + socket_timeout) * (1 + retries)``; :meth:`RedisStorage.from_url`
+makes that 0.5 s with one retry, so a worker waits at most about 2 s for a dead Redis.
+
+Needs Redis >= 5 (scripts that read ``TIME`` and then write).  Keys live under the limiter's
+prefix and expire by themselves (a window after its period, a budget at its reset, adaptive
+state after ``forget_after``).  In Redis Cluster all keys of a call (and of a batch) must be in
+one slot: put a hash tag in the prefix (``"{rl}:celery_dlx"``); this is not tested here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from importlib.resources import files
+from typing import Any, TypeVar
+
+import redis
+from redis.backoff import NoBackoff
+from redis.exceptions import ReadOnlyError
+from redis.retry import Retry
+
+from ..errors import ConfigurationError
+from .budget import SAME_WINDOW_US
+from .storage import (
+    ADAPTIVE,
+    BUDGET,
+    WINDOW,
+    Answer,
+    Slot,
+    StorageUnavailable,
+    adaptive_of,
+)
+
+#: Socket timeouts of :meth:`RedisStorage.from_url`, in seconds.
+DEFAULT_TIMEOUT = 0.5
+
+#: Errors that mean Redis cannot answer now (down, too slow, failing over), not a bug.
+UNAVAILABLE: tuple[type[Exception], ...] = (redis.ConnectionError, redis.TimeoutError, ReadOnlyError)
+
+T = TypeVar("T")
+
+
+def _script(name: str) -> str:
+    lua = files(__package__) / "lua"
+    return (lua / "lib.lua").read_text() + "\n" + (lua / f"{name}.lua").read_text()
+
+
+class RedisStorage:
+    """Rate-limit state in Redis; see the module docstring for clock, errors and keys."""
+
+    def __init__(self, client: redis.Redis, *, clock: Callable[[], float] | None = None) -> None:
+        _require_timeouts(client)
+        self.client = client
+        self._clock = clock
+        self._acquire = client.register_script(_script("acquire"))
+        self._observe = client.register_script(_script("observe"))
+        self._feedback = client.register_script(_script("feedback"))
+
+    @classmethod
+    def from_url(
+        cls, url: str, *, timeout: float = DEFAULT_TIMEOUT, clock: Callable[[], float] | None = None, **options: Any
+    ) -> RedisStorage:
+        """A storage on a new client for ``url`` with ``timeout`` s socket timeouts and one retry.
+
+        ``options`` go to :meth:`redis.Redis.from_url`.
+        """
+        options = {
+            "socket_timeout": timeout,
+            "socket_connect_timeout": timeout,
+            "retry": Retry(NoBackoff(), 1),
+            **options,
+        }
+        return cls(redis.Redis.from_url(url, **options), clock=clock)
+
+    def acquire(self, calls: Sequence[Sequence[Slot]], cost: int) -> list[Answer]:
+        """One script run for the whole batch: one round trip, however many calls and limits."""
+        keys: list[str] = []
+        args: list[Any] = [self._now(), cost]
+        for slots in calls:
+            args.append(len(slots))
+            for slot in slots:
+                _add_arguments(slot, keys, args)
+        reply = self._guard(self._acquire, keys, args)
+        return _answers(reply, calls)
+
+    def observe(self, key: str, remaining: int, reset_us: int, relative: bool) -> None:
+        args = [self._now(), remaining, reset_us, "1" if relative else "0", SAME_WINDOW_US]
+        self._guard(self._observe, [key + BUDGET], args)
+
+    def feedback(self, slots: Sequence[Slot], limited: bool, admitted_us: int, rates: Sequence[float]) -> None:
+        args: list[Any] = [self._now(), "1" if limited else "0", admitted_us]
+        for slot, rate in zip(slots, rates):
+            args += (rate, *_adaptive_arguments(slot))
+        self._guard(self._feedback, [slot.key + ADAPTIVE for slot in slots], args)
+
+    def clear(self, slots: Sequence[Slot]) -> None:
+        keys = [slot.key + suffix for slot in slots for suffix in (WINDOW, BUDGET, ADAPTIVE)]
+        if keys:
+            self._guard(self.client.delete, *keys)
+
+    def _now(self) -> str | int:
+        return "" if self._clock is None else round(self._clock() * 1_000_000)
+
+    @staticmethod
+    def _guard(call: Callable[..., T], *args: Any) -> T:
+        try:
+            return call(*args)
+        except UNAVAILABLE as exc:
+            raise StorageUnavailable(f"Redis did not answer: {exc!r}") from exc
+
+
+def _add_arguments(slot: Slot, keys: list[str], args: list[Any]) -> None:
+    """A slot's KEYS and ARGV in ``acquire.lua``: an adaptive one has three keys and nine
+    values, any other two and three, so a plain limit costs few arguments to send."""
+    if slot.adaptive is None:
+        keys += (slot.key + WINDOW, slot.key + BUDGET)
+        args += ("f", slot.limit, slot.period_us)
+    else:
+        keys += (slot.key + WINDOW, slot.key + BUDGET, slot.key + ADAPTIVE)
+        args += ("a", slot.limit, slot.period_us, *_adaptive_arguments(slot))
+
+
+def _adaptive_arguments(slot: Slot) -> tuple[Any, ...]:
+    rate = adaptive_of(slot)
+    return (rate.initial, rate.floor, rate.ceiling, rate.decrease, rate.recover, rate.forget_after_us)
+
+
+def _answers(reply: Sequence[Any], calls: Sequence[Sequence[Slot]]) -> list[Answer]:
+    """The script's reply: its time, then per call its wait, the blocker if it was denied, and
+    its adaptive rates (an admitted call with no adaptive limit is a single 0)."""
+    now, *rest = reply
+    at, answers, position = int(now), [], 0
+    for slots in calls:
+        wait, blocker = int(rest[position]), -1
+        position += 1
+        if wait:
+            blocker = int(rest[position])
+            position += 1
+        rates: list[float | None] = []
+        for slot in slots:
+            if slot.adaptive is None:
+                rates.append(None)
+            else:
+                rates.append(float(rest[position]))
+                position += 1
+        answers.append(Answer(wait == 0, wait, at, blocker, tuple(rates)))
+    return answers
+
+
+def _require_timeouts(client: redis.Redis) -> None:
+    """A client without socket timeouts would block a worker for as long as Redis hangs."""
+    options = client.get_connection_kwargs()
+    missing = [name for name in ("socket_timeout", "socket_connect_timeout") if options.get(name) is None]
+    if missing:
+        raise ConfigurationError(
+            f"the Redis client for rate limits needs {' and '.join(missing)}: without them a Redis that "
+            "stops answering blocks the worker; use RedisStorage.from_url or set them on the client"
+        )

@@ -1,0 +1,88 @@
+"""A rate-limited task with a real worker: denied runs wait in the broker, not in the worker."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pika
+import pytest
+import redis
+
+from celery_dlx.ratelimit import Rate
+from celery_dlx.ratelimit.celery import MAX_JITTER
+from celery_dlx.testing import WorkerProcess
+from tests.unit.test_ratelimit_concurrency import busiest_window
+
+from .conftest import ROOT, DLXEnv, _cleanup
+from .dlx_app import BROKER_URL
+from .ratelimit_app import make_ratelimit_app
+
+pytestmark = pytest.mark.integration
+
+RATE = Rate.parse("2/1.5 seconds")
+TASKS = 5
+
+
+@pytest.fixture
+def trickle(
+    services: None, store: redis.Redis, observer: pika.BlockingConnection, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DLXEnv]:
+    """A unique deployment whose work queue is limited to RATE, with a worker consuming it."""
+    prefix = f"dlxtest.{uuid.uuid4().hex[:8]}"
+    queues = [f"{prefix}.trickle"]
+    env = {
+        "DLX_TEST_PREFIX": prefix,
+        "DLX_TEST_QUEUES": ",".join(queues),
+        "DLX_RL_PREFIX": f"rltest:{prefix}",
+        "DLX_RL_RATE": f"{RATE.limit}/{RATE.period} seconds",
+    }
+    dlx = DLXEnv(prefix=prefix, queues=queues, env=env, app=make_ratelimit_app(env), store=store)
+    dlx.worker = WorkerProcess(
+        "tests.integration.ratelimit_app:app",
+        queues,
+        BROKER_URL,
+        env=env,
+        cwd=ROOT,
+        logfile=tmp_path_factory.mktemp("worker") / "worker.log",
+    ).start()
+    yield dlx
+    dlx.worker.stop(warm=False)
+    _cleanup(observer, dlx)
+    limiter_keys = list(store.scan_iter(f"{env['DLX_RL_PREFIX']}:*"))
+    if limiter_keys:
+        store.delete(*limiter_keys)
+
+
+def entries(store: redis.Redis, key: str) -> list[dict[str, Any]]:
+    return [json.loads(x) for x in store.lrange(key, 0, -1)]
+
+
+def test_a_denied_task_comes_back_through_the_broker_after_its_wait(trickle: DLXEnv) -> None:
+    key = trickle.key()
+    trickle.keys += [f"{key}:admitted", f"{key}:deferred"]
+    ids = {trickle.app.tasks["rl.call"].delay(key).id for _ in range(TASKS)}
+
+    deadline = time.monotonic() + 20
+    while trickle.store.llen(f"{key}:admitted") < TASKS and time.monotonic() < deadline:
+        time.sleep(0.05)
+    admitted = entries(trickle.store, f"{key}:admitted")
+    deferred = entries(trickle.store, f"{key}:deferred")
+    arrivals = entries(trickle.store, key)
+
+    assert sorted(a["id"] for a in admitted) == sorted(ids), "every task ran exactly once"
+    assert busiest_window([a["at_us"] for a in admitted], RATE.period_us) <= RATE.limit
+    assert len(deferred) >= TASKS - RATE.limit, "the queue's limit deferred the tasks beyond it"
+    for deferral in deferred:
+        assert 0 <= deferral["countdown"] - deferral["wait"] <= min(0.1 * deferral["wait"], MAX_JITTER)
+        back = next(a for a in arrivals if a["id"] == deferral["id"] and a["t"] > deferral["t"])
+        # Through the delay topology: due after the countdown, never early, back to the same queue ...
+        assert deferral["asked"] + deferral["countdown"] <= back["due"] <= deferral["t"] + deferral["countdown"]
+        assert back["t"] >= back["due"], "delivered before it was due"
+        assert back["t"] - back["due"] < 1.0
+        assert back["queue"] == trickle.queues[0] and back["x_death"] > 0
+        # ... and a deferral is not a failed attempt (the task allows no retries at all).
+        assert back["retries"] == 0

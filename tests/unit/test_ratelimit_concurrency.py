@@ -1,0 +1,76 @@
+"""Several processes hammering the same limits through real Redis.
+
+Each process is a separate client, as workers are.  Every admission is timed by Redis itself
+(``Decision.at``, the ``TIME`` inside the atomic script), and no window of the period, wherever
+it starts, may hold more admissions than the limit.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from collections.abc import Sequence
+
+import pytest
+
+from celery_dlx.ratelimit import Limit, Limiter, Rate, RedisStorage
+from tests.integration.dlx_app import REDIS_URL
+
+from .ratelimit_support import redis_client, redis_prefix  # noqa: F401  (fixtures)
+
+APP = Rate.parse("20/0.5 seconds")
+TOKEN = Rate.parse("12/0.5 seconds")  # two tokens could take 24: the app limit binds
+PROCESSES = 6
+TOKENS = ("t0", "t1")
+DURATION = 2.0
+
+
+def hammer(prefix: str, token: str, start: float) -> tuple[list[int], int]:
+    """Runs in a child process: ask as fast as possible for DURATION s; return admission times."""
+    limiter = Limiter(
+        RedisStorage.from_url(REDIS_URL, timeout=2.0),
+        [Limit("app", APP), Limit("token", TOKEN, by=("token",))],
+        prefix=prefix,
+    )
+    time.sleep(max(0.0, start - time.time()))
+    admitted, attempts = [], 0
+    while time.time() < start + DURATION:
+        decision = limiter.acquire(token=token)
+        attempts += 1
+        if decision.allowed:
+            admitted.append(decision.at_us)
+    return admitted, attempts
+
+
+def busiest_window(times_us: Sequence[int], period_us: int) -> int:
+    """The most admissions in any window ``[t, t + period)``."""
+    times = sorted(times_us)
+    most, first = 0, 0
+    for last, t in enumerate(times):
+        while times[first] <= t - period_us:
+            first += 1
+        most = max(most, last - first + 1)
+    return most
+
+
+@pytest.mark.integration
+def test_several_processes_never_exceed_any_limit_in_any_window(redis_prefix: str) -> None:  # noqa: F811
+    start = time.time() + 3.0  # time for every process to start and connect
+    tokens = [TOKENS[n % len(TOKENS)] for n in range(PROCESSES)]
+    with multiprocessing.get_context("spawn").Pool(PROCESSES) as pool:
+        results = pool.starmap(hammer, [(redis_prefix, token, start) for token in tokens])
+    every = [t for admitted, _ in results for t in admitted]
+    attempts = sum(n for _, n in results)
+    assert busiest_window(every, APP.period_us) == APP.limit
+    for token in TOKENS:
+        of_token = [t for (admitted, _), mine in zip(results, tokens) if mine == token for t in admitted]
+        assert busiest_window(of_token, TOKEN.period_us) <= TOKEN.limit
+    # The limits were really contended: far more asks than admissions, and the app limit full.
+    assert attempts > 10 * len(every)
+    assert len(every) >= 3 * APP.limit
+
+
+def test_busiest_window_counts_half_open_windows() -> None:
+    assert busiest_window([0, 10, 20, 30], 30) == 3
+    assert busiest_window([0, 10, 20, 30], 31) == 4
+    assert busiest_window([], 10) == 0
