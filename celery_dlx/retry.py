@@ -23,12 +23,14 @@ from typing import Any, NoReturn
 from amqp.exceptions import AMQPError, MessageNacked
 from celery import Task
 from celery.exceptions import Reject, Retry
+from celery.utils.saferepr import saferepr
 from celery.utils.time import maybe_make_aware
 from kombu.exceptions import OperationalError
 
 from .backoff import WaitStrategy, wait_seconds
 from .errors import ConfigurationError, RetryPublishError
 from .publisher import publisher_for
+from .redact import redact
 from .signals import retry_published
 from .topology import DESTINATION_HEADER, DUE_HEADER
 
@@ -133,6 +135,7 @@ def delayed_retry(
         # delay queue early; the worker still honours the ``expires`` header on arrival.
         "expires": request.expires,
     }
+    options = {**_argument_reprs(task, args, kwargs), **options}
     try:
         with publisher.producer(destination) as producer:
             ret = Task.retry(
@@ -242,6 +245,25 @@ def origin_queue(task: Task) -> str:
         return matches[0]
     route = task.app.amqp.router.route({}, task.name, request.args, request.kwargs, task)
     return str(route["queue"].name)
+
+
+def _argument_reprs(task: Task, args: Any, kwargs: Any) -> dict[str, str]:
+    """``argsrepr``/``kwargsrepr`` headers of the retry, redacted.
+
+    Celery recomputes them from the arguments on every publish, which would put back a secret
+    the caller hid (``apply_async(kwargsrepr=…)``) or passed as an argument; keep the delivery's
+    own while the arguments are unchanged.
+    """
+    request = task.request
+    amqp = task.app.amqp
+    maxlevels = task.app.conf.task_repr_maxlevels
+    argsrepr = request.get("argsrepr") if args is None else None
+    kwargsrepr = request.get("kwargsrepr") if kwargs is None else None
+    if argsrepr is None:
+        argsrepr = saferepr(args if args is not None else request.args, amqp.argsrepr_maxsize, maxlevels=maxlevels)
+    if kwargsrepr is None:
+        kwargsrepr = saferepr(kwargs if kwargs is not None else request.kwargs, amqp.kwargsrepr_maxsize, maxlevels=maxlevels)
+    return {"argsrepr": redact(str(argsrepr)), "kwargsrepr": redact(str(kwargsrepr))}
 
 
 def _without_death(headers: Mapping[str, Any] | None) -> dict[str, Any]:

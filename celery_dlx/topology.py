@@ -10,6 +10,9 @@ Layout for ``prefix`` ``p``, unit ``u`` and levels ``0..N-1`` (see :mod:`celery_
     p.deliver (headers, alternate-exchange p.parking) --dlx_queue=<name>--> work queue <name>
     p.parking (fanout) --> queue p.parking
 
+Every level exchange also has ``p.parking`` as its alternate exchange, so a message whose key is
+no route (a foreign message put into a delay queue by name) is parked, not dropped.
+
 The unit is part of the level names: changing it builds a new ladder next to the old one, which
 drains into the same ``deliver`` exchange, instead of mixing TTLs under one name.
 The last hop names the destination *queue* in the ``dlx_queue`` header, so it never depends on
@@ -58,7 +61,15 @@ class Topology:
     def level_exchange(self, level: int) -> Exchange:
         """Topic exchange that decides, for ``level``, whether a message waits or passes on."""
         self.settings.levels.ttl_ms(level)
-        return Exchange(self._level_name(level), type="topic", durable=True, auto_delete=False)
+        # A key that is no route (a foreign message dead-lettered from a delay queue with the
+        # queue's name as its key) matches neither binding: park it instead of dropping it.
+        return Exchange(
+            self._level_name(level),
+            type="topic",
+            durable=True,
+            auto_delete=False,
+            arguments={"alternate-exchange": self.parking_exchange.name},
+        )
 
     def _level_name(self, level: int) -> str:
         return f"{self.prefix}.delay.{self.settings.levels.unit_ms}ms.L{level:02d}"
