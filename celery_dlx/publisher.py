@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -21,6 +22,12 @@ from kombu import Connection, Producer
 from .errors import RetryPublishError, TopologyMismatch
 from .settings import Settings
 from .topology import Topology
+
+
+#: Seconds a process trusts a TopologyMismatch it saw before declaring again: a drifted topology
+#: fails every retry at once instead of re-running ~90 declarations (and as many broker channel
+#: errors) per task, and a fixed one is picked up within this time.
+MISMATCH_RECHECK = 30.0
 
 
 class RetryPublisher:
@@ -41,6 +48,7 @@ class RetryPublisher:
         self._producer: Producer | None = None
         self._bound: set[str] = set()
         self._returned: list[tuple[Any, ...]] = []
+        self._mismatch: tuple[float, TopologyMismatch] | None = None
 
     @contextmanager
     def producer(self, destination: str) -> Iterator[Producer]:
@@ -51,9 +59,12 @@ class RetryPublisher:
         Celery's ``Reject`` (its wrapping of a failed publish) passes through.
         """
         with self._lock:
+            if self._mismatch is not None and time.monotonic() - self._mismatch[0] < MISMATCH_RECHECK:
+                raise TopologyMismatch(self._mismatch[1].mismatches)
             try:
                 producer = self._ready_producer(destination)
-            except TopologyMismatch:
+            except TopologyMismatch as mismatch:
+                self._mismatch = (time.monotonic(), mismatch)
                 self.close()
                 raise
             except Exception as exc:
@@ -78,6 +89,7 @@ class RetryPublisher:
             self._connection = connection
             if self.settings.auto_declare:
                 self.topology.declare(connection)
+                self._mismatch = None
             self._producer = Producer(connection, auto_declare=False, on_return=self._on_return)
         if destination not in self._bound:
             self._bind(destination)

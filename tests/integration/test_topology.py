@@ -9,7 +9,7 @@ import pika
 import pytest
 from kombu import Connection
 
-from celery_dlx import TopologyMismatch
+from celery_dlx import Topology, TopologyMismatch
 from celery_dlx.testing import queue_counts
 
 from .conftest import DLXEnv, rabbitmqctl
@@ -113,3 +113,30 @@ def test_delay_queues_expire_with_no_consumer_and_never_early(
     for delay in delays:
         assert arrived[delay] - sent[delay] >= delay, f"{delay} s arrived early"
         assert arrived[delay] - sent[delay] < delay + 0.5
+
+
+def test_a_drifted_topology_fails_retries_fast_without_redeclaring(
+    make_env: Callable[..., DLXEnv], observer: pika.BlockingConnection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One declare finds the drift; the next retries in the process fail with the same report
+    without ~90 declarations (and broker channel errors) each."""
+    from celery_dlx.publisher import publisher_for
+
+    dlx = make_env(worker=False)
+    channel = observer.channel()
+    channel.queue_declare(dlx.topology.level_queue(2).name, durable=True, arguments={"x-message-ttl": 1})
+    channel.close()
+    task = dlx.app.tasks["it.flaky"]
+    publisher_for(dlx.app)
+    declares: list[int] = []
+    real_declare = Topology.declare
+    monkeypatch.setattr(Topology, "declare", lambda *a, **k: (declares.append(1), real_declare(*a, **k)))
+    for attempt in range(3):
+        task.push_request(id=f"t{attempt}", retries=0, called_directly=False, is_eager=False,
+                          delivery_info={"exchange": "", "routing_key": dlx.queues[0]})  # fmt: skip
+        try:
+            with pytest.raises(TopologyMismatch, match=r"delay\.10ms\.L02.*x-message-ttl"):
+                task.delayed_retry(countdown=1)
+        finally:
+            task.pop_request()
+    assert len(declares) == 1
