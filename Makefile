@@ -3,12 +3,12 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: test demo services unit bench
+.PHONY: test demo services unit bench bench-all bench-quick
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[test,bench,http]'
 	touch $@
 
 services:
@@ -24,6 +24,11 @@ demo: $(VENV)/.installed services
 	$(PY) -m examples.delayed_retry_demo
 
 bench: $(VENV)/.installed services
-	$(PY) -m pip install -q -e '.[test,bench]'
 	$(PY) -m benchmarks.foundation
 	$(PY) -m benchmarks.ratelimit_bench
+
+bench-quick: $(VENV)/.installed services
+	$(PY) -m benchmarks.run --quick
+
+bench-all: $(VENV)/.installed services
+	$(PY) -m benchmarks.run
