@@ -1,5 +1,6 @@
 """celery_dlx: broker-native delayed retries for Celery on RabbitMQ."""
 
+from .breaker import Breaker, BreakerOpen
 from .delays import DelayLevels, Route
 from .errors import CeleryDLXError, ConfigurationError, RetryPublishError, TopologyMismatch
 from .networks import (
@@ -26,6 +27,8 @@ from .tracking import UNKNOWN, TreeResult, UntrackableTask, spawn, start_tree, s
 
 __all__ = [
     "AuthInvalid",
+    "Breaker",
+    "BreakerOpen",
     "CallDeferred",
     "CallFailed",
     "CeleryDLXError",

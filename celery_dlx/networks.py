@@ -25,6 +25,15 @@ What happens, by verdict kind:
   :class:`AuthInvalid`;
 - ``PERMISSION``, ``NOT_FOUND``, ``BAD_REQUEST``: :class:`CallFailed`, no retry.
 
+Circuit breaker (:mod:`celery_dlx.breaker`, ``docs/breaker.md``): before the task body runs,
+``before_start`` asks the network's breaker; while it is open the task does not run at all and
+waits in the broker for a slot after the next probe (without using up ``max_retries``).
+Every verdict is reported to it (RETRY_SOON and OVER_CAPACITY count as failures).  On by
+default when the app has Redis (``dlx_breaker_url``, else a ``redis://`` result backend);
+without Redis, or with ``dlx_breaker=False`` or ``breaker = False`` on the class, tasks behave
+exactly as without it.  Subclasses that override ``before_start`` or ``after_return`` must
+call ``super()``.
+
 Neither ``requests`` nor ``httpx`` is imported: responses are read by duck typing and their
 exception types are looked up only if the application already imported the library.
 
@@ -46,6 +55,8 @@ from celery.utils.saferepr import saferepr
 from tenacity import wait_exponential, wait_random
 
 from .backoff import WaitStrategy, wait_seconds
+from .breaker import Breaker, Policy
+from .breaker import celery as breakers
 from .classify import Verdict, VerdictKind, classify
 from .errors import CeleryDLXError
 from .redact import redact, redact_value
@@ -157,6 +168,31 @@ class HTTPTask(DLXTask):
     #: Added to a known reset time so throttled tasks do not all return at the same instant.
     #: Negative values count as 0: a task never comes back before the reset.
     rate_limit_jitter: WaitStrategy = wait_random(0, 2)
+    #: Circuit breaker: None uses the app's (``dlx_breaker*`` settings; none without Redis),
+    #: False none, or a :class:`~celery_dlx.breaker.Breaker` of this class's own.
+    breaker: ClassVar[Breaker | bool | None] = None
+    #: This class's breaker policy; None: the app's for the breaker's name.
+    breaker_policy: ClassVar[Policy | None] = None
+    #: Give the endpoint a breaker of its own (``"facebook:insights"``); None: one per network.
+    breaker_endpoint: ClassVar[str | None] = None
+
+    def breaker_name(self) -> str:
+        """Name of the breaker this run is under: the network, or ``network:endpoint``.
+        Override it to choose per call (``self.request.kwargs`` are available)."""
+        return f"{self.network}:{self.breaker_endpoint}" if self.breaker_endpoint else self.network
+
+    def before_start(self, task_id: str, args: Any, kwargs: Any) -> None:
+        """Ask the circuit breaker first: while it is open, defer through the broker."""
+        super().before_start(task_id, args, kwargs)
+        if self.breaker is not False:
+            own = self.breaker if isinstance(self.breaker, Breaker) else None
+            breakers.guard(self, self.breaker_name(), self.breaker_policy, breaker=own)
+
+    def after_return(self, *args: Any, **kwargs: Any) -> None:
+        try:
+            breakers.finish(self)
+        finally:
+            super().after_return(*args, **kwargs)
 
     def classify_response(self, response: Any) -> Verdict:
         """The verdict of this task's network on ``response``."""
@@ -166,6 +202,7 @@ class HTTPTask(DLXTask):
         """Return ``response`` if it succeeded; otherwise retry or fail as its verdict says."""
         verdict = self.classify_response(response)
         if verdict.kind is VerdictKind.OK:
+            breakers.report(self, verdict)
             return response
         self.act(verdict)
 
@@ -190,6 +227,7 @@ class HTTPTask(DLXTask):
         """Retry, or fail with the exception for ``verdict``; never returns."""
         if verdict.kind is VerdictKind.OK:
             raise ValueError("act() needs a failure verdict, got OK")
+        breakers.report(self, verdict)
         if verdict.kind.retryable:
             self._retry(verdict)
         if verdict.kind is VerdictKind.AUTH_INVALID:

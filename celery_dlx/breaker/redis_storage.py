@@ -1,0 +1,112 @@
+"""Breaker state in Redis, shared by every worker: the production backend.
+
+Each operation is one Lua script (``lua/admit.lua``, ``lua/record.lua``, ``lua/load.lua``,
+each prepended with ``lua/lib.lua``) registered with redis-py's ``register_script``: a
+transition is atomic, so two workers can never both take the last probe, both trip the
+breaker, or get the same slot.  Time comes from Redis's ``TIME`` inside the script (one
+clock for every worker); ``clock=`` injects one for tests.
+
+A breaker is two keys under the prefix: ``<prefix>:<name>`` (a hash: mode, opened, probe time,
+opens, probes issued, successes, last probe, end and start of the line, deferrals) and ``<prefix>:<name>:f``
+(the failure log, at most ``threshold`` times).  They expire ``forget_after`` after the probe
+time or the end of the line, whichever is later; a closed breaker with nothing logged is
+deleted.  In Redis Cluster put a hash tag in the name or prefix; not tested here.
+
+Never a hang: the client must have socket timeouts (checked), and an unanswered call raises
+:class:`~.storage.BreakerUnavailable`.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from importlib.resources import files
+from typing import Any, TypeVar
+
+import redis
+from redis.backoff import NoBackoff
+from redis.exceptions import ReadOnlyError
+from redis.retry import Retry
+
+from ..errors import ConfigurationError
+from .state import Admission, Policy, State
+from .storage import BreakerUnavailable
+
+#: Socket timeouts of :meth:`RedisStorage.from_url`, in seconds: a breaker is asked before
+#: every call, so a slow Redis must cost little.
+DEFAULT_TIMEOUT = 0.25
+
+UNAVAILABLE: tuple[type[Exception], ...] = (redis.ConnectionError, redis.TimeoutError, ReadOnlyError)
+
+T = TypeVar("T")
+
+
+def _script(name: str) -> str:
+    lua = files(__package__) / "lua"
+    return (lua / "lib.lua").read_text() + "\n" + (lua / f"{name}.lua").read_text()
+
+
+class RedisStorage:
+    """Breaker state in Redis; see the module docstring."""
+
+    def __init__(self, client: redis.Redis, *, clock: Callable[[], float] | None = None) -> None:
+        _require_timeouts(client)
+        self.client = client
+        self._clock = clock
+        self._admit = client.register_script(_script("admit"))
+        self._record = client.register_script(_script("record"))
+        self._load = client.register_script(_script("load"))
+
+    @classmethod
+    def from_url(
+        cls, url: str, *, timeout: float = DEFAULT_TIMEOUT, clock: Callable[[], float] | None = None, **options: Any
+    ) -> RedisStorage:
+        """A storage on a new client for ``url`` with ``timeout`` s socket timeouts and one retry."""
+        options = {"socket_timeout": timeout, "socket_connect_timeout": timeout, "retry": Retry(NoBackoff(), 1), **options}
+        return cls(redis.Redis.from_url(url, **options), clock=clock)
+
+    def admit(self, key: str, policy: Policy, u: float | None = None) -> Admission:
+        u = random.random() if u is None else u
+        now, action, due, mode = self._guard(self._admit, _keys(key), [self._now(), *policy.arguments(), repr(u)])
+        return Admission(_text(action), int(due), int(now), _text(mode))
+
+    def record(self, key: str, policy: Policy, outcome: str, probe: bool) -> str:
+        args = [self._now(), *policy.arguments(), outcome, "1" if probe else "0"]
+        _, mode = self._guard(self._record, _keys(key), args)
+        return _text(mode)
+
+    def load(self, key: str) -> tuple[State, int]:
+        now, mode, *numbers, failures = self._guard(self._load, _keys(key), [self._now()])
+        o, p, n, i, k, t, c, b, d = (int(x) for x in numbers)
+        return State(_text(mode), o, p, n, i, k, t, c, b, d, tuple(int(f) for f in failures)), int(now)
+
+    def reset(self, key: str) -> None:
+        self._guard(self.client.delete, *_keys(key))
+
+    def _now(self) -> str | int:
+        return "" if self._clock is None else round(self._clock() * 1_000_000)
+
+    @staticmethod
+    def _guard(call: Callable[..., T], *args: Any) -> T:
+        try:
+            return call(*args)
+        except UNAVAILABLE as exc:
+            raise BreakerUnavailable(f"Redis did not answer: {exc!r}") from exc
+
+
+def _keys(key: str) -> list[str]:
+    return [key, key + ":f"]
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _require_timeouts(client: redis.Redis) -> None:
+    options = client.get_connection_kwargs()
+    missing = [name for name in ("socket_timeout", "socket_connect_timeout") if options.get(name) is None]
+    if missing:
+        raise ConfigurationError(
+            f"the Redis client for circuit breakers needs {' and '.join(missing)}: without them a Redis that "
+            "stops answering blocks the worker; use RedisStorage.from_url or set them on the client"
+        )
