@@ -1,7 +1,7 @@
 """Breaker state in Redis, shared by every worker: the production backend.
 
 Each operation is one Lua script (``lua/admit.lua``, ``lua/record.lua``, ``lua/load.lua``,
-each prepended with ``lua/lib.lua``) registered with redis-py's ``register_script``: a
+each prepended with the shared clock and ``lua/lib.lua``, see :mod:`celery_dlx.redisscripts`) registered with redis-py's ``register_script``: a
 transition is atomic, so two workers can never both take the last probe, both trip the
 breaker, or get the same slot.  Time comes from Redis's ``TIME`` inside the script (one
 clock for every worker); ``clock=`` injects one for tests.
@@ -20,15 +20,11 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
-from importlib.resources import files
 from typing import Any, TypeVar
 
 import redis
-from redis.backoff import NoBackoff
-from redis.exceptions import ReadOnlyError
-from redis.retry import Retry
 
-from ..errors import ConfigurationError
+from ..redisscripts import client_from_url, clock_argument, guarded, require_timeouts, script_source
 from .state import Admission, Policy, State
 from .storage import BreakerUnavailable
 
@@ -36,34 +32,28 @@ from .storage import BreakerUnavailable
 #: every call, so a slow Redis must cost little.
 DEFAULT_TIMEOUT = 0.25
 
-UNAVAILABLE: tuple[type[Exception], ...] = (redis.ConnectionError, redis.TimeoutError, ReadOnlyError)
 
 T = TypeVar("T")
 
-
-def _script(name: str) -> str:
-    lua = files(__package__) / "lua"
-    return (lua / "lib.lua").read_text() + "\n" + (lua / f"{name}.lua").read_text()
 
 
 class RedisStorage:
     """Breaker state in Redis; see the module docstring."""
 
     def __init__(self, client: redis.Redis, *, clock: Callable[[], float] | None = None) -> None:
-        _require_timeouts(client)
+        require_timeouts(client, "circuit breakers")
         self.client = client
         self._clock = clock
-        self._admit = client.register_script(_script("admit"))
-        self._record = client.register_script(_script("record"))
-        self._load = client.register_script(_script("load"))
+        self._admit = client.register_script(script_source(__package__, "admit"))
+        self._record = client.register_script(script_source(__package__, "record"))
+        self._load = client.register_script(script_source(__package__, "load"))
 
     @classmethod
     def from_url(
         cls, url: str, *, timeout: float = DEFAULT_TIMEOUT, clock: Callable[[], float] | None = None, **options: Any
     ) -> RedisStorage:
         """A storage on a new client for ``url`` with ``timeout`` s socket timeouts and one retry."""
-        options = {"socket_timeout": timeout, "socket_connect_timeout": timeout, "retry": Retry(NoBackoff(), 1), **options}
-        return cls(redis.Redis.from_url(url, **options), clock=clock)
+        return cls(client_from_url(url, timeout, **options), clock=clock)
 
     def admit(self, key: str, policy: Policy, u: float | None = None) -> Admission:
         u = random.random() if u is None else u
@@ -84,14 +74,11 @@ class RedisStorage:
         self._guard(self.client.delete, *_keys(key))
 
     def _now(self) -> str | int:
-        return "" if self._clock is None else round(self._clock() * 1_000_000)
+        return clock_argument(self._clock)
 
     @staticmethod
     def _guard(call: Callable[..., T], *args: Any) -> T:
-        try:
-            return call(*args)
-        except UNAVAILABLE as exc:
-            raise BreakerUnavailable(f"Redis did not answer: {exc!r}") from exc
+        return guarded(call, BreakerUnavailable, *args)
 
 
 def _keys(key: str) -> list[str]:
@@ -101,12 +88,3 @@ def _keys(key: str) -> list[str]:
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
-
-def _require_timeouts(client: redis.Redis) -> None:
-    options = client.get_connection_kwargs()
-    missing = [name for name in ("socket_timeout", "socket_connect_timeout") if options.get(name) is None]
-    if missing:
-        raise ConfigurationError(
-            f"the Redis client for circuit breakers needs {' and '.join(missing)}: without them a Redis that "
-            "stops answering blocks the worker; use RedisStorage.from_url or set them on the client"
-        )

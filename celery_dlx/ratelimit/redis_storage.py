@@ -1,6 +1,6 @@
 """Rate-limit state in Redis, shared by every worker: the production backend.
 
-Each operation is one Lua script (``lua/*.lua``, prepended with ``lua/lib.lua``), registered
+Each operation is one Lua script (``lua/*.lua``, prepended with the shared clock and ``lua/lib.lua``, see :mod:`celery_dlx.redisscripts`), registered
 with redis-py's ``register_script``: it runs as ``EVALSHA`` and loads itself again after a
 ``SCRIPT FLUSH`` or a failover.  A script is atomic, so one call's decision under all of its
 limits is a single round trip, and no other worker sees half of it; a batch of calls
@@ -26,15 +26,11 @@ one slot: put a hash tag in the prefix (``"{rl}:celery_dlx"``); this is not test
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from importlib.resources import files
 from typing import Any, TypeVar
 
 import redis
-from redis.backoff import NoBackoff
-from redis.exceptions import ReadOnlyError
-from redis.retry import Retry
 
-from ..errors import ConfigurationError
+from ..redisscripts import client_from_url, clock_argument, guarded, require_timeouts, script_source
 from .budget import SAME_WINDOW_US
 from .storage import (
     ADAPTIVE,
@@ -49,27 +45,21 @@ from .storage import (
 #: Socket timeouts of :meth:`RedisStorage.from_url`, in seconds.
 DEFAULT_TIMEOUT = 0.5
 
-#: Errors that mean Redis cannot answer now (down, too slow, failing over), not a bug.
-UNAVAILABLE: tuple[type[Exception], ...] = (redis.ConnectionError, redis.TimeoutError, ReadOnlyError)
 
 T = TypeVar("T")
 
-
-def _script(name: str) -> str:
-    lua = files(__package__) / "lua"
-    return (lua / "lib.lua").read_text() + "\n" + (lua / f"{name}.lua").read_text()
 
 
 class RedisStorage:
     """Rate-limit state in Redis; see the module docstring for clock, errors and keys."""
 
     def __init__(self, client: redis.Redis, *, clock: Callable[[], float] | None = None) -> None:
-        _require_timeouts(client)
+        require_timeouts(client, "rate limits")
         self.client = client
         self._clock = clock
-        self._acquire = client.register_script(_script("acquire"))
-        self._observe = client.register_script(_script("observe"))
-        self._feedback = client.register_script(_script("feedback"))
+        self._acquire = client.register_script(script_source(__package__, "acquire"))
+        self._observe = client.register_script(script_source(__package__, "observe"))
+        self._feedback = client.register_script(script_source(__package__, "feedback"))
 
     @classmethod
     def from_url(
@@ -79,13 +69,7 @@ class RedisStorage:
 
         ``options`` go to :meth:`redis.Redis.from_url`.
         """
-        options = {
-            "socket_timeout": timeout,
-            "socket_connect_timeout": timeout,
-            "retry": Retry(NoBackoff(), 1),
-            **options,
-        }
-        return cls(redis.Redis.from_url(url, **options), clock=clock)
+        return cls(client_from_url(url, timeout, **options), clock=clock)
 
     def acquire(self, calls: Sequence[Sequence[Slot]], cost: int) -> list[Answer]:
         """One script run for the whole batch: one round trip, however many calls and limits."""
@@ -114,14 +98,11 @@ class RedisStorage:
             self._guard(self.client.delete, *keys)
 
     def _now(self) -> str | int:
-        return "" if self._clock is None else round(self._clock() * 1_000_000)
+        return clock_argument(self._clock)
 
     @staticmethod
     def _guard(call: Callable[..., T], *args: Any) -> T:
-        try:
-            return call(*args)
-        except UNAVAILABLE as exc:
-            raise StorageUnavailable(f"Redis did not answer: {exc!r}") from exc
+        return guarded(call, StorageUnavailable, *args)
 
 
 def _add_arguments(slot: Slot, keys: list[str], args: list[Any]) -> None:
@@ -161,13 +142,3 @@ def _answers(reply: Sequence[Any], calls: Sequence[Sequence[Slot]]) -> list[Answ
         answers.append(Answer(wait == 0, wait, at, blocker, tuple(rates)))
     return answers
 
-
-def _require_timeouts(client: redis.Redis) -> None:
-    """A client without socket timeouts would block a worker for as long as Redis hangs."""
-    options = client.get_connection_kwargs()
-    missing = [name for name in ("socket_timeout", "socket_connect_timeout") if options.get(name) is None]
-    if missing:
-        raise ConfigurationError(
-            f"the Redis client for rate limits needs {' and '.join(missing)}: without them a Redis that "
-            "stops answering blocks the worker; use RedisStorage.from_url or set them on the client"
-        )

@@ -3,14 +3,6 @@
 -- Times are whole microseconds.  KEYS[1]: the state hash, KEYS[2]: the failure log (newest first).
 -- ARGV[1]: clock ('' for Redis's TIME); ARGV[2..12]: the policy (state.Policy.arguments).
 
-local function clock(arg)
-    if arg ~= '' then
-        return tonumber(arg)
-    end
-    local t = redis.call('TIME')
-    return tonumber(t[1]) * 1000000 + tonumber(t[2])
-end
-
 local function int(x)
     return string.format('%d', x)
 end

@@ -2,16 +2,6 @@
 -- Times are whole microseconds. The adaptive functions are celery_dlx.ratelimit.adaptive's,
 -- with the same expressions in the same order, so Redis and memory storage agree to the bit.
 
--- ARGV's clock argument: a time injected by the caller, or '' for Redis's own clock, the one
--- clock every worker shares.
-local function clock(arg)
-    if arg ~= '' then
-        return tonumber(arg)
-    end
-    local t = redis.call('TIME')
-    return tonumber(t[1]) * 1000000 + tonumber(t[2])
-end
-
 -- AdaptiveRate.current: the stored state, or the start if there is none or it is stale.
 local function adaptive_state(key, now, initial, decrease, recover, forget)
     local s = redis.call('HMGET', key, 'p', 'n', 'd', 'u')
