@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -48,11 +48,19 @@ def record_arrival(store: redis.Redis, key: str, request: Any) -> None:
     )
 
 
+def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.1) -> bool:
+    """Poll ``predicate`` until it is true or ``timeout`` s passed; its last answer."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
+
+
 def wait_for_arrivals(store: redis.Redis, key: str, count: int, timeout: float) -> list[dict[str, Any]]:
     """Wait until ``count`` deliveries are recorded under ``key`` (or ``timeout`` s) and return all."""
-    deadline = time.monotonic() + timeout
-    while store.llen(key) < count and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: store.llen(key) >= count, timeout, interval=0.05)
     return [json.loads(x) for x in store.lrange(key, 0, -1)]
 
 

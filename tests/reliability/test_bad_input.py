@@ -15,6 +15,7 @@ from fractions import Fraction
 from typing import Any
 
 import pytest
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from kombu import Connection, Exchange, Producer
@@ -22,6 +23,7 @@ from kombu.exceptions import EncodeError
 
 from celery_dlx import DelayLevels
 from celery_dlx.rabbitnode import RabbitNode
+from celery_dlx.testing import wait_until
 
 from .conftest import FULL, RelEnv, url_of
 from .rel_app import unserializable
@@ -83,15 +85,6 @@ def _spec(delay: Any) -> dict[str, Any]:
     return {"type": type(delay).__name__, "value": delay}
 
 
-def _wait(predicate: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return predicate()
-
-
 @pytest.fixture
 def rel(node: RabbitNode, make_rel: Callable[..., RelEnv]) -> Iterator[RelEnv]:
     env = make_rel(url_of(node), acks_late=True)
@@ -124,13 +117,13 @@ def test_invalid_delay_in_a_worker_fails_the_task_once_with_a_clear_error(rel: R
     outcome = f"{rel.run}:outcome"
     if _valid(delay):
         if float(delay) <= 1.0:
-            assert _wait(lambda: rel.store.hget(f"{rel.run}:effects", i) is not None, 20), (delay, rel.log()[-3000:])
+            assert wait_until(lambda: rel.store.hget(f"{rel.run}:effects", i) is not None, 20), (delay, rel.log()[-3000:])
         else:  # waits in the delay queues: it was published, not refused
-            assert _wait(lambda: rel.store.hget(f"{rel.run}:runs", i) is not None, 20)
+            assert wait_until(lambda: rel.store.hget(f"{rel.run}:runs", i) is not None, 20)
             time.sleep(0.3)
             assert rel.store.hget(outcome, i) is None
         return
-    assert _wait(lambda: rel.store.hget(outcome, i) is not None, 20), (
+    assert wait_until(lambda: rel.store.hget(outcome, i) is not None, 20), (
         delay,
         rel.log()[-3000:],
     )
@@ -156,7 +149,7 @@ def test_arguments_json_cannot_encode_fail_the_task_once_and_never_reach_the_bro
     rel.app.send_task("rel.bad_args", (rel.run, 0, "object"))  # warm up the worker's publisher
     for i, kind in enumerate(KINDS):
         rel.app.send_task("rel.bad_args", (rel.run, i, kind))
-    assert _wait(lambda: rel.count("outcome") == len(KINDS), 60), rel.log()[-4000:]
+    assert wait_until(lambda: rel.count("outcome") == len(KINDS), 60), rel.log()[-4000:]
     time.sleep(3)  # a redelivery loop would show as more runs by now
     outcomes = {int(k): v.decode() for k, v in rel.store.hgetall(f"{rel.run}:outcome").items()}
     runs = rel.hash_ints("runs")
@@ -170,7 +163,7 @@ def test_arguments_json_cannot_encode_fail_the_task_once_and_never_reach_the_bro
     assert rel.pending() == 0
     # The worker still works.
     rel.app.send_task("rel.echo", (rel.run, 99))
-    assert _wait(lambda: rel.store.hget(f"{rel.run}:effects", 99) is not None, 30)
+    assert wait_until(lambda: rel.store.hget(f"{rel.run}:effects", 99) is not None, 30)
     report("4. retry arguments JSON cannot encode (6 kinds)", len(KINDS), 0, 0, time.monotonic() - started,
            "each task failed once with RetryPublishError(EncodeError); 0 published; worker alive")  # fmt: skip
 
@@ -278,14 +271,14 @@ def test_malformed_and_foreign_messages_in_the_topology_are_parked_or_refused_ne
             exchange=topo.parking_exchange.name,
             headers={"dlx_queue": 42, "case": 8},
         )
-    assert _wait(lambda: rel.store.hget(f"{rel.run}:effects", 7) is not None, 30), rel.log()[-3000:]
+    assert wait_until(lambda: rel.store.hget(f"{rel.run}:effects", 7) is not None, 30), rel.log()[-3000:]
     time.sleep(2)
     parked = sorted(h.get("case") for h in _parked(rel))
     log = rel.log()
     worker_errors = log.count("Received and deleted unknown message") + log.count("Can't decode message body")
     alive = rel.worker is not None and rel.worker.process is not None and rel.worker.process.poll() is None
     rel.app.send_task("rel.echo", (rel.run, 100))
-    assert _wait(lambda: rel.store.hget(f"{rel.run}:effects", 100) is not None, 30)
+    assert wait_until(lambda: rel.store.hget(f"{rel.run}:effects", 100) is not None, 30)
     expected = [1, 2, 3, 8, 8]
     # Case 4 comes back to the mandatory publisher, or is parked where the level exchanges have
     # an alternate exchange (the fix proposed in docs/reliability.md).

@@ -11,22 +11,13 @@ from collections.abc import Callable
 import pytest
 
 from celery_dlx.rabbitnode import RabbitNode
-from celery_dlx.testing import queue_counts
+from celery_dlx.testing import queue_counts, wait_until
 
 from .conftest import FULL_ONLY, RelEnv, preload_retries, url_of
 
 pytestmark = pytest.mark.reliability
 
 N = int(os.environ.get("DLX_RELIABILITY_N", "10000"))
-
-
-def _wait(predicate: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.5)
-    return predicate()
 
 
 @pytest.mark.parametrize("queue_type", ["classic", pytest.param("quorum", marks=FULL_ONLY)])
@@ -44,7 +35,7 @@ def test_broker_restart_keeps_every_pending_retry_and_none_arrives_early(
     # spread over 30 s so they come out of every level.
     target = time.time() + 45
     publish_s = preload_retries(rel, N, lambda i: round(max(15.0, target - time.time()) + rng.uniform(0, 30), 3))
-    assert _wait(lambda: rel.pending() == N, 60), f"{rel.pending()} of {N} pending after publishing"
+    assert wait_until(lambda: rel.pending() == N, 60, interval=0.5), f"{rel.pending()} of {N} pending after publishing"
     rel.start_worker()
     pending_at_stop = rel.pending()
     stop_started = time.monotonic()
@@ -52,7 +43,7 @@ def test_broker_restart_keeps_every_pending_retry_and_none_arrives_early(
     node.start()
     restart_s = time.monotonic() - stop_started
     arrived_before_restart = rel.count("arrived")
-    assert _wait(lambda: rel.pending() + rel.count("arrived") == N, 60), (
+    assert wait_until(lambda: rel.pending() + rel.count("arrived") == N, 60, interval=0.5), (
         f"only {rel.pending()} of {N} pending after the restart"
     )
     done = rel.wait_for("effects", N, timeout=300, stall=120)

@@ -11,9 +11,11 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+
 from kombu import Connection
 
 from celery_dlx.rabbitnode import RabbitNode
+from celery_dlx.testing import wait_until
 
 from .conftest import PASSWORD, RelEnv, url_of
 
@@ -21,15 +23,6 @@ pytestmark = pytest.mark.reliability
 
 #: Looks like a Facebook user access token (EAA…) and is unique to the run.
 TOKEN = "EAAGm0PX4ZCpsBA" + uuid.uuid4().hex.upper()
-
-
-def _wait(predicate: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return predicate()
 
 
 def _alive(rel: RelEnv) -> bool:
@@ -45,7 +38,7 @@ def test_pickle_task_retry_is_refused_once_with_a_clear_error(
     # The task is declared with serializer="pickle"; its first message is sent as JSON (the
     # worker accepts JSON only), its retry would be pickled: refused.
     rel.app.send_task("rel.pickled", (rel.run, 0), serializer="json")
-    assert _wait(lambda: rel.count("outcome") == 1, 30), rel.log()[-3000:]
+    assert wait_until(lambda: rel.count("outcome") == 1, 30), rel.log()[-3000:]
     time.sleep(3)
     outcome = rel.store.hget(f"{rel.run}:outcome", 0).decode()
     assert outcome.startswith("ConfigurationError: celery_dlx publishes retries as JSON"), outcome
@@ -130,7 +123,7 @@ def test_worker_log_has_no_token_with_the_redacting_filter(
     rel = make_rel(url_of(node), acks_late=True, DLX_REL_REDACT="1")
     rel.start_worker(level="DEBUG")
     rel.app.send_task("rel.api_call", (rel.run, 0), {"access_token": TOKEN, "countdown": 0.5})
-    assert _wait(lambda: rel.count("effects") == 1, 30), rel.log()[-3000:]
+    assert wait_until(lambda: rel.count("effects") == 1, 30), rel.log()[-3000:]
     time.sleep(1)
     log = rel.log()
     report("5. worker log (DEBUG) scanned for the token, RedactingFilter on", 1, 0, 0, time.monotonic() - started,
