@@ -25,6 +25,12 @@ What happens, by verdict kind:
   :class:`AuthInvalid`;
 - ``PERMISSION``, ``NOT_FOUND``, ``BAD_REQUEST``: :class:`CallFailed`, no retry.
 
+Failures of the kinds in :attr:`park_verdicts` (AUTH_INVALID, PERMISSION and BAD_REQUEST by
+default: a new token, a granted permission or a deployed fix makes them work) are parked
+before the task fails (:mod:`celery_dlx.parking`, ``dlx_park``), so ``celery dlx replay`` can
+send them back to work; NOT_FOUND is not (the object is gone).  Exhausted retries are parked
+too, as for every :class:`~celery_dlx.DLXTask`.
+
 Circuit breaker (:mod:`celery_dlx.breaker`, ``docs/breaker.md``): before the task body runs,
 ``before_start`` asks the network's breaker; while it is open the task does not run at all and
 waits in the broker for a slot after the next probe (without using up ``max_retries``).
@@ -59,6 +65,7 @@ from .breaker import Breaker, Policy
 from .breaker import celery as breakers
 from .classify import Verdict, VerdictKind, classify
 from .errors import CeleryDLXError
+from .parking import park
 from .redact import redact, redact_value
 from .retry import DLXTask
 
@@ -175,6 +182,10 @@ class HTTPTask(DLXTask):
     breaker_policy: ClassVar[Policy | None] = None
     #: Give the endpoint a breaker of its own (``"facebook:insights"``); None: one per network.
     breaker_endpoint: ClassVar[str | None] = None
+    #: Failures parked for a later replay instead of only failing (with ``dlx_park`` on).
+    park_verdicts: ClassVar[frozenset[VerdictKind]] = frozenset(
+        {VerdictKind.AUTH_INVALID, VerdictKind.PERMISSION, VerdictKind.BAD_REQUEST}
+    )
 
     def breaker_name(self) -> str:
         """Name of the breaker this run is under: the network, or ``network:endpoint``.
@@ -232,9 +243,12 @@ class HTTPTask(DLXTask):
             self._retry(verdict)
         if verdict.kind is VerdictKind.AUTH_INVALID:
             self.on_auth_invalid(verdict)
-            raise AuthInvalid.from_verdict(verdict) from None
-        failure = CallFailed.from_verdict(verdict)
-        logger.warning("%s[%s] fails without retry: %s", self.name, self.request.id, failure)
+            failure: CallFailed = AuthInvalid.from_verdict(verdict)
+        else:
+            failure = CallFailed.from_verdict(verdict)
+            logger.warning("%s[%s] fails without retry: %s", self.name, self.request.id, failure)
+        if verdict.kind in self.park_verdicts:
+            park(self, failure, verdict.kind.value.lower())
         raise failure from None
 
     def retry_delay(self, verdict: Verdict, failure: BaseException | None = None) -> float:

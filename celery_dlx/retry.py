@@ -14,56 +14,25 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from datetime import datetime
 from fractions import Fraction
 from typing import Any, NoReturn
 
-from amqp.exceptions import AMQPError, MessageNacked
 from celery import Task
-from celery.exceptions import Reject, Retry
-from celery.utils.saferepr import saferepr
+from celery.exceptions import MaxRetriesExceededError, Reject, Retry
 from celery.utils.time import maybe_make_aware
-from kombu.exceptions import OperationalError
 
 from .backoff import WaitStrategy, wait_seconds
 from .errors import ConfigurationError, RetryPublishError
+from .parking import MAX_RETRIES, park
 from .publisher import publisher_for
-from .redact import redact
+from .republish import origin_queue, republish, requeue_if_transient, uncounted
 from .signals import retry_published
-from .topology import DESTINATION_HEADER, DUE_HEADER
+from .topology import DUE_HEADER
+
+__all__ = ["DLXTask", "delayed_retry", "origin_queue"]
 
 logger = logging.getLogger(__name__)
-
-#: Dead-letter history RabbitMQ adds; carrying it into a new retry makes RabbitMQ < 4.0.1 see a
-#: cycle and drop the message (celery#9867), so a retry never passes it on.
-X_DEATH_HEADERS = frozenset(
-    {
-        "x-death",
-        "x-first-death-exchange",
-        "x-first-death-queue",
-        "x-first-death-reason",
-        "x-last-death-exchange",
-        "x-last-death-queue",
-        "x-last-death-reason",
-    }
-)
-
-#: Publish failures that may pass (broker down, refused or unconfirmed message, topology being
-#: re-created): worth requeueing the delivery for.  Anything else (a message that cannot be
-#: serialized, a bad option) would fail again on every redelivery.
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    OperationalError,
-    AMQPError,
-    MessageNacked,
-    OSError,
-    RetryPublishError,
-)
-
-#: Pause before requeueing a delivery whose retry could not be published, so a broker that
-#: keeps refusing does not turn into a hot redelivery loop.
-REQUEUE_PAUSE = 1.0
 
 
 def delayed_retry(
@@ -101,13 +70,17 @@ def delayed_retry(
     """
     request = task.request
     if not count_attempt:
-        with _uncounted(request):
+        with uncounted(request):
             return delayed_retry(task, args, kwargs, exc, throw, eta, countdown, max_retries, wait=wait, queue=queue, **options)
     if sum(x is not None for x in (eta, countdown, wait)) > 1:
         raise ValueError("give at most one of eta, countdown and wait")
-    if request.called_directly or request.is_eager or _exhausted(task, max_retries):
+    in_worker = not (request.called_directly or request.is_eager)
+    if not in_worker or _exhausted(task, max_retries):
         # Not in a worker, or out of retries: Celery's retry does the right thing without
-        # publishing (raises exc / MaxRetriesExceededError, or re-runs eagerly).
+        # publishing (raises exc / MaxRetriesExceededError, or re-runs eagerly).  Out of
+        # retries in a worker, the message is parked first (``dlx_park``) instead of vanishing.
+        if in_worker:
+            park(task, exc or _exhaustion(task, max_retries), MAX_RETRIES)
         if eta is None and countdown is None and _wait_for(task, wait) is not None:
             countdown = _delay(task, None, None, wait, exc)
         if queue is not None:
@@ -127,38 +100,20 @@ def delayed_retry(
         # Exact: 900 s at the scale written as 0.001 is 0.9 s, not 0.9000000000000001 (0.91 s).
         route = levels.plan(Fraction(delay) * Fraction(str(publisher.settings.time_scale)))
     destination = queue or origin_queue(task)
-    headers = {
-        **_without_death(request.headers),
-        DESTINATION_HEADER: destination,
-        DUE_HEADER: time.time() + delay * publisher.settings.time_scale,
-        # Celery turns ``expires`` into a per-message TTL, which would let the message leave a
-        # delay queue early; the worker still honours the ``expires`` header on arrival.
-        "expires": request.expires,
-    }
-    options = {**_argument_reprs(task, args, kwargs), **options}
     try:
-        with publisher.producer(destination) as producer:
-            ret = Task.retry(
-                task,
-                args,
-                kwargs,
-                exc,
-                False,
-                None,
-                0,
-                max_retries,
-                queue=destination,
-                producer=producer,
-                exchange=publisher.topology.entry_exchange(route).name,
-                routing_key=route.routing_key,
-                headers=headers,
-                expires=None,
-                mandatory=True,
-                delivery_mode=2,
-                serializer="json",
-                confirm_timeout=publisher.settings.confirm_timeout,
-                **options,
-            )
+        ret = republish(
+            task,
+            publisher,
+            exchange=publisher.topology.entry_exchange(route).name,
+            routing_key=route.routing_key,
+            destination=destination,
+            headers={DUE_HEADER: time.time() + delay * publisher.settings.time_scale},
+            args=args,
+            kwargs=kwargs,
+            exc=exc,
+            max_retries=max_retries,
+            **options,
+        )
     except Reject as rejected:  # Celery's retry turns every publish error into Reject(requeue=False)
         _publish_failed(task, destination, rejected.reason)
     except RetryPublishError as error:
@@ -172,26 +127,15 @@ def delayed_retry(
     return ret
 
 
-@contextmanager
-def _uncounted(request: Any) -> Iterator[None]:
-    """Celery's retry publishes ``request.retries + 1``; lower the count for this call only.
-
-    Not when called directly or eagerly: there Celery re-runs the task at once and only the
-    count stops a deferral that keeps repeating.
-    """
-    if request.called_directly or request.is_eager:
-        yield
-        return
-    request.retries -= 1
-    try:
-        yield
-    finally:
-        request.retries += 1
-
-
 def _exhausted(task: Task, max_retries: int | None) -> bool:
     limit = task.max_retries if max_retries is None else max_retries
     return limit is not None and task.request.retries + 1 > limit
+
+
+def _exhaustion(task: Task, max_retries: int | None) -> MaxRetriesExceededError:
+    """What a parked message records when the task retried without an exception."""
+    limit = task.max_retries if max_retries is None else max_retries
+    return MaxRetriesExceededError(f"{task.name}: max retries ({limit}) exceeded")
 
 
 def _wait_for(task: Task, wait: WaitStrategy | None) -> WaitStrategy | None:
@@ -219,57 +163,6 @@ def _delay(
     return task.default_retry_delay
 
 
-def origin_queue(task: Task) -> str:
-    """The work queue the current delivery of ``task`` came from.
-
-    Celery does not record the queue of a delivery, so it is found from, in order: the
-    celery_dlx header of a message that already came through the delay topology; the routing
-    key of a message sent to the default exchange; the one declared queue bound to the
-    delivery's exchange and routing key; the queue the task's routes pick.
-    """
-    request = task.request
-    header = request.get(DESTINATION_HEADER)
-    if isinstance(header, str) and header:
-        return header
-    info = request.delivery_info or {}
-    exchange, routing_key = info.get("exchange"), info.get("routing_key")
-    if exchange == "" and routing_key:
-        return str(routing_key)
-    queues = task.app.amqp.queues
-    matches = [
-        name
-        for name, q in queues.items()
-        if q.exchange is not None and q.exchange.name == exchange and q.routing_key == routing_key
-    ]
-    if len(matches) == 1:
-        return matches[0]
-    route = task.app.amqp.router.route({}, task.name, request.args, request.kwargs, task)
-    return str(route["queue"].name)
-
-
-def _argument_reprs(task: Task, args: Any, kwargs: Any) -> dict[str, str]:
-    """``argsrepr``/``kwargsrepr`` headers of the retry, redacted.
-
-    Celery recomputes them from the arguments on every publish, which would put back a secret
-    the caller hid (``apply_async(kwargsrepr=…)``) or passed as an argument; keep the delivery's
-    own while the arguments are unchanged.
-    """
-    request = task.request
-    amqp = task.app.amqp
-    maxlevels = task.app.conf.task_repr_maxlevels
-    argsrepr = request.get("argsrepr") if args is None else None
-    kwargsrepr = request.get("kwargsrepr") if kwargs is None else None
-    if argsrepr is None:
-        argsrepr = saferepr(args if args is not None else request.args, amqp.argsrepr_maxsize, maxlevels=maxlevels)
-    if kwargsrepr is None:
-        kwargsrepr = saferepr(kwargs if kwargs is not None else request.kwargs, amqp.kwargsrepr_maxsize, maxlevels=maxlevels)
-    return {"argsrepr": redact(str(argsrepr)), "kwargsrepr": redact(str(kwargsrepr))}
-
-
-def _without_death(headers: Mapping[str, Any] | None) -> dict[str, Any]:
-    return {k: v for k, v in (headers or {}).items() if k not in X_DEATH_HEADERS}
-
-
 def _publish_failed(task: Task, destination: str, cause: BaseException | None) -> NoReturn:
     """Fail loudly: never let an unconfirmed retry look like a successful one.
 
@@ -280,10 +173,7 @@ def _publish_failed(task: Task, destination: str, cause: BaseException | None) -
     error = RetryPublishError(
         f"retry of {task.name}[{task.request.id}] to queue {destination!r} was not confirmed by the broker: {cause!r}"
     )
-    if task.acks_late and isinstance(cause, TRANSIENT_ERRORS):
-        logger.error("%s; the delivery is requeued", error)
-        time.sleep(REQUEUE_PAUSE)
-        raise Reject(error, requeue=True) from cause
+    requeue_if_transient(task, error, cause)
     logger.error("%s; the task fails", error)
     raise error from cause
 

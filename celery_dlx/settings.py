@@ -39,6 +39,8 @@ class Settings:
       takes about a second in a test.  Anything but 1 is refused unless the environment has
       ``CELERY_DLX_TEST_MODE=1`` (set by the pytest plugin's fixtures), so it cannot slip into
       production.
+    - ``park`` (``dlx_park``): publish a task that ran out of retries, or whose failure no
+      retry can fix, to the parking queue before it fails (see :mod:`celery_dlx.parking`).
     """
 
     prefix: str = "celery_dlx"
@@ -47,6 +49,7 @@ class Settings:
     confirm_timeout: float = 30.0
     auto_declare: bool = True
     time_scale: float = 1.0
+    park: bool = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.prefix, str) or not _PREFIX_RE.match(self.prefix):
@@ -89,4 +92,5 @@ class Settings:
             confirm_timeout=conf.get("dlx_confirm_timeout", 30.0),
             auto_declare=bool(conf.get("dlx_auto_declare", True)),
             time_scale=scale,
+            park=bool(conf.get("dlx_park", True)),
         )

@@ -194,6 +194,15 @@ class Topology:
             for name in exchanges:
                 channel.exchange_delete(name)
 
+    def owns(self, name: str) -> bool:
+        """Whether an exchange or queue called ``name`` is in this prefix's celery_dlx namespace.
+
+        That is every ladder (any unit, any level), ``deliver`` and ``parking``, but not the
+        application's work queues, even when they share the prefix: ``dlx verify`` reports what it
+        finds here and does not expect (an old ladder, levels beyond ``dlx_levels``) as extra.
+        """
+        return name.startswith(f"{self.prefix}.delay.") or name in (self.deliver_exchange.name, self.parking_exchange.name)
+
     def bind_destination(self, channel: Any, queue_name: str) -> None:
         """Bind work queue ``queue_name`` to ``deliver`` so delayed messages for it arrive."""
         channel.queue_bind(

@@ -28,10 +28,18 @@ if ! rabbitmq-diagnostics -q ping >/dev/null 2>&1; then
   wait_for RabbitMQ 90 rabbitmq-diagnostics -q check_port_connectivity
 fi
 
+# The management HTTP API lets `celery -A proj dlx verify` see bindings and extra entities.
+# Enabling a plugin starts it on the running node: no restart, other clients stay connected.
+if ! rabbitmq-plugins -q is_enabled rabbitmq_management >/dev/null 2>&1; then
+  echo "enabling the RabbitMQ management plugin ..."
+  rabbitmq-plugins -q enable rabbitmq_management >/dev/null
+fi
+wait_for "RabbitMQ management API" 60 rabbitmq-diagnostics -q check_port_listener 15672
+
 if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   install_if_missing redis-server redis-server
   echo "starting Redis ..."
   redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
   wait_for Redis 30 redis-cli -h 127.0.0.1 -p 6379 ping
 fi
-echo "RabbitMQ and Redis are up."
+echo "RabbitMQ (with the management API) and Redis are up."

@@ -18,6 +18,7 @@ from celery import Celery, Task
 from kombu import Queue
 
 from celery_dlx import DLXTask, delayed_retry
+from celery_dlx.bootstep import install
 from celery_dlx.testing import record_arrival
 
 BROKER_URL = os.environ.get("DLX_TEST_BROKER", "amqp://guest:guest@127.0.0.1:5672//")
@@ -69,12 +70,24 @@ def make_app(env: Mapping[str, str]) -> Celery:
             raise delayed_retry(self, countdown=delay, exc=RuntimeError(f"attempt {self.request.retries}"))
         return "done"
 
+    @app.task(shared=False, bind=True, base=DLXTask, name="it.until_fixed", max_retries=1)
+    def until_fixed(self: DLXTask, key: str) -> str:
+        """Fails (retried once, then parked) until Redis has ``<key>:fixed``; the error names a
+        token that must not show anywhere."""
+        record(self, key)
+        if not store.exists(f"{key}:fixed"):
+            raise self.retry(countdown=0.05, exc=RuntimeError("API down for https://api.example/x?access_token=SECRET123"))
+        return "fixed"
+
     @app.task(shared=False, bind=True, base=DLXTask, name="it.spawn")
     def spawn(self: DLXTask, key: str, delay: float) -> None:
         """Starts a child that retries once, to check root and parent ids survive a retry."""
         record(self, key)
         flaky.apply_async((key, 1, delay))
 
+    if env.get("DLX_TEST_BOOTSTEP"):
+        install(app)
+        app.conf.dlx_worker_topology = env["DLX_TEST_BOOTSTEP"]
     return app
 
 

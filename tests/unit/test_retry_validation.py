@@ -10,7 +10,7 @@ from celery import Celery
 from celery.exceptions import Reject
 
 from celery_dlx import ConfigurationError, DLXTask, RetryPublishError
-from celery_dlx import retry as retry_module
+from celery_dlx import republish as republish_module
 
 
 @pytest.fixture
@@ -44,10 +44,32 @@ def test_pickle_is_refused_with_a_clear_error(task: DLXTask) -> None:
 
 
 def test_exhausted_task_fails_with_its_exception_without_touching_the_broker(task: DLXTask) -> None:
-    """The broker in this fixture is unreachable: Celery's max_retries rule must apply first."""
+    """With parking off, Celery's max_retries rule applies and nothing is published (the broker
+    in this fixture is unreachable)."""
+    task.app.conf.dlx_park = False
     task.request.retries = 3
     with pytest.raises(KeyError, match="gone"):
         task.delayed_retry(countdown=1, max_retries=3, exc=KeyError("gone"))
+
+
+def test_an_exhausted_task_that_cannot_be_parked_still_fails_with_its_exception(
+    task: DLXTask, caplog: pytest.LogCaptureFixture
+) -> None:
+    task.request.retries = 3
+    with pytest.raises(KeyError, match="gone"):
+        task.delayed_retry(countdown=1, max_retries=3, exc=KeyError("gone"))
+    assert "could not be parked and fails without it" in caplog.text
+
+
+def test_an_acks_late_task_that_cannot_be_parked_is_requeued_not_lost(
+    task: DLXTask, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(republish_module, "REQUEUE_PAUSE", 0)
+    task.acks_late = True
+    task.request.retries = 3
+    with pytest.raises(Reject) as rejected:
+        task.delayed_retry(countdown=1, max_retries=3, exc=KeyError("gone"))
+    assert rejected.value.requeue is True
 
 
 def test_unreachable_broker_fails_loudly(task: DLXTask) -> None:
@@ -56,7 +78,7 @@ def test_unreachable_broker_fails_loudly(task: DLXTask) -> None:
 
 
 def test_unreachable_broker_requeues_an_acks_late_delivery(task: DLXTask, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(retry_module, "REQUEUE_PAUSE", 0)
+    monkeypatch.setattr(republish_module, "REQUEUE_PAUSE", 0)
     task.acks_late = True
     with pytest.raises(Reject) as rejected:
         task.delayed_retry(countdown=1)
@@ -66,10 +88,10 @@ def test_unreachable_broker_requeues_an_acks_late_delivery(task: DLXTask, monkey
 
 def test_an_uncounted_deferral_lowers_retries_only_while_publishing(task: DLXTask) -> None:
     task.request.retries = 2
-    with retry_module._uncounted(task.request):
+    with republish_module.uncounted(task.request):
         assert task.request.retries == 1  # Celery's retry will publish 1 + 1 = 2
     assert task.request.retries == 2
-    with pytest.raises(RuntimeError), retry_module._uncounted(task.request):
+    with pytest.raises(RuntimeError), republish_module.uncounted(task.request):
         raise RuntimeError("publish failed")
     assert task.request.retries == 2
 

@@ -1,0 +1,85 @@
+"""A worker bootstep that declares or verifies the delay topology before the worker consumes,
+and refuses to start when the broker's topology has drifted from what the app expects.
+
+Without it, a drifted topology shows up only at the first retry, as failed retries.  With it,
+a worker that would publish into a mismatched topology never starts::
+
+    from celery_dlx.bootstep import install
+    install(app)                            # adds TopologyStep to the worker blueprint
+    app.conf.dlx_worker_topology = "verify"  # or "declare" (the default), or "off"
+
+- ``declare``: declare the topology and the app's work queues (idempotent); an entity the
+  broker has with other arguments is drift.
+- ``verify``: read-only check (:mod:`celery_dlx.verify`), for deployments where topology is
+  declared at release time (``celery dlx declare``) and workers must not change the broker.
+
+On drift the step logs the difference and the worker exits with status 1.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Celery, bootsteps
+
+from .errors import ConfigurationError, TopologyMismatch
+from .settings import Settings
+from .topology import Topology
+from .verify import verify
+
+logger = logging.getLogger(__name__)
+
+MODES = ("declare", "verify", "off")
+
+
+def mode_of(app: Celery) -> str:
+    """The ``dlx_worker_topology`` setting, checked."""
+    mode = app.conf.get("dlx_worker_topology", "declare") or "off"
+    if mode not in MODES:
+        raise ConfigurationError(f"dlx_worker_topology must be one of {MODES}, got {mode!r}")
+    return str(mode)
+
+
+class TopologyStep(bootsteps.StartStopStep):
+    """Declares or verifies the topology when the worker starts (before it consumes)."""
+
+    label = "celery_dlx topology"
+
+    def start(self, worker: Any) -> None:
+        app = worker.app
+        mode = mode_of(app)
+        if mode == "off":
+            return
+        topology = Topology(Settings.from_conf(app.conf))
+        queues = list(app.amqp.queues.values())
+        with app.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=3)
+            problems = _check(mode, connection, topology, queues)
+        if problems:
+            logger.critical(
+                "celery_dlx: the broker's topology differs from what this app expects; the worker "
+                "does not start (dlx_worker_topology=%s):\n%s\nFix it with `celery dlx declare` after "
+                "removing the drifted entities, or change the app's dlx_* settings back.",
+                mode,
+                "\n".join(problems),
+            )
+            raise SystemExit(1)
+        logger.info("celery_dlx: topology %s %s", topology.prefix, {"declare": "declared", "verify": "verified"}[mode])
+
+
+def _check(mode: str, connection: Any, topology: Topology, queues: list[Any]) -> list[str]:
+    """The drift found, as readable lines (none: all good)."""
+    if mode == "declare":
+        try:
+            topology.declare(connection, queues)
+        except TopologyMismatch as mismatch:
+            return [f"~ {entity}: {reason}" for entity, reason in mismatch.mismatches]
+        return []
+    report = verify(connection, topology, queues)
+    return report.lines() if report.drift else []
+
+
+def install(app: Celery) -> None:
+    """Add :class:`TopologyStep` to ``app``'s worker blueprint."""
+    app.steps["worker"].add(TopologyStep)

@@ -1,0 +1,170 @@
+"""The parking lot: where a task that will not succeed by retrying is kept instead of vanishing.
+
+When a task runs out of retries (``max_retries``), or a network task's response is classified
+as one that retrying cannot fix (a dead token, a missing permission, a bad request), Celery
+would record the failure and drop the message.  With ``dlx_park`` on (the default) the message
+is first published, confirmed, to the parking queue ``<dlx_prefix>.parking`` with the failure
+in its headers; the task then fails exactly as it would have.  ``celery dlx parked`` lists the
+lot, ``celery dlx replay`` sends messages back to work once the cause is fixed.
+
+Headers of a parked message (besides Celery's own, e.g. ``task``, ``id``, ``retries``):
+
+- ``dlx_parked_reason``: ``max_retries`` or the verdict kind (``auth_invalid``, …);
+- ``dlx_error`` / ``dlx_error_message``: the exception's class and message, redacted;
+- ``dlx_parked_at``: UNIX time of parking;
+- ``dlx_queue``: the work queue it came from (where a replay sends it back).
+
+A message that reached the lot through the alternate exchange (a delayed message whose work
+queue had no binding, or a foreign message) has none of the ``dlx_parked_*`` headers; it is
+listed with the reason ``unroutable``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from celery import Task
+from celery.exceptions import Reject
+
+from .publisher import publisher_for
+from .redact import redact
+from .republish import origin_queue, republish, requeue_if_transient, uncounted, without_death
+from .topology import DESTINATION_HEADER
+
+logger = logging.getLogger(__name__)
+
+REASON_HEADER = "dlx_parked_reason"
+PARKED_AT_HEADER = "dlx_parked_at"
+ERROR_HEADER = "dlx_error"
+ERROR_MESSAGE_HEADER = "dlx_error_message"
+#: How many times ``celery dlx replay`` sent the message back to work.
+REPLAYS_HEADER = "dlx_replays"
+#: Headers that describe one stay in the lot; a replay removes them.
+PARKING_HEADERS = frozenset({REASON_HEADER, PARKED_AT_HEADER, ERROR_HEADER, ERROR_MESSAGE_HEADER})
+#: Reason of a task that used up ``max_retries``.
+MAX_RETRIES = "max_retries"
+#: Reason listed for a message that came through the alternate exchange.
+UNROUTABLE = "unroutable"
+#: Longest error message kept in a header.
+MESSAGE_LIMIT = 1000
+
+
+def park(task: Task, exc: BaseException | None, reason: str) -> bool:
+    """Publish the current delivery of ``task`` to the parking lot, with ``exc`` recorded.
+
+    Returns True once the broker confirmed it; False when parking is off (``dlx_park=False``),
+    the task is not running in a worker (called directly or eagerly), or the publish failed
+    (logged).  A failed publish of an ``acks_late`` task requeues the delivery instead
+    (``Reject(requeue=True)``), so the message is never lost; otherwise the task fails as it
+    would have without parking.
+    """
+    request = task.request
+    if request.called_directly or request.is_eager:
+        return False
+    publisher = publisher_for(task.app)
+    if not publisher.settings.park:
+        return False
+    headers = failure_headers(exc, reason, time.time())
+    destination = origin_queue(task)
+    try:
+        with uncounted(request):
+            republish(
+                task,
+                publisher,
+                exchange=publisher.topology.parking_exchange.name,
+                # The fanout exchange ignores the key, but Celery sends a message with an empty
+                # key for a direct-exchange queue to the default exchange, i.e. back to work.
+                routing_key=destination,
+                destination=destination,
+                headers=headers,
+                exc=exc,
+                max_retries=request.retries + 1,
+            )
+    except Exception as error:  # noqa: BLE001 - reported, and the task fails as it would have
+        _park_failed(task, error)
+        return False
+    logger.warning(
+        "%s[%s] parked in %s (%s): %s",
+        task.name,
+        request.id,
+        publisher.topology.parking_queue.name,
+        reason,
+        headers[ERROR_MESSAGE_HEADER],
+    )
+    return True
+
+
+def _park_failed(task: Task, error: BaseException) -> None:
+    cause = error.reason if isinstance(error, Reject) else error
+    requeue_if_transient(task, RuntimeError(f"{task.name}[{task.request.id}] could not be parked: {cause!r}"), cause)
+    logger.error("%s[%s] could not be parked and fails without it: %r", task.name, task.request.id, cause)
+
+
+def failure_headers(exc: BaseException | None, reason: str, now: float) -> dict[str, Any]:
+    """The headers recording why a message was parked."""
+    if exc is None:
+        error, message = "", f"{reason}"
+    else:
+        kind = type(exc)
+        error = f"{kind.__module__}.{kind.__qualname__}"
+        message = redact(str(exc))[:MESSAGE_LIMIT]
+    return {REASON_HEADER: reason, ERROR_HEADER: error, ERROR_MESSAGE_HEADER: message, PARKED_AT_HEADER: now}
+
+
+@dataclass(frozen=True)
+class ParkedMessage:
+    """What ``celery dlx parked`` shows of one message in the lot."""
+
+    task: str
+    id: str
+    retries: int | None
+    reason: str
+    error: str
+    message: str
+    parked_at: float | None
+    queue: str | None
+    replays: int
+
+    @classmethod
+    def from_headers(cls, headers: Mapping[str, Any] | None, correlation_id: str | None = None) -> ParkedMessage:
+        """Read a parked message from its AMQP headers (any message: foreign ones too)."""
+        h = dict(headers or {})
+        retries = h.get("retries")
+        parked_at = h.get(PARKED_AT_HEADER)
+        queue = h.get(DESTINATION_HEADER)
+        replays = h.get(REPLAYS_HEADER)
+        return cls(
+            task=_text(h.get("task")) or "(not a Celery task)",
+            id=_text(h.get("id")) or _text(correlation_id),
+            retries=retries if isinstance(retries, int) and not isinstance(retries, bool) else None,
+            reason=_text(h.get(REASON_HEADER)) or UNROUTABLE,
+            error=_text(h.get(ERROR_HEADER)),
+            message=redact(_text(h.get(ERROR_MESSAGE_HEADER)))[:MESSAGE_LIMIT],
+            parked_at=float(parked_at) if isinstance(parked_at, (int, float)) and not isinstance(parked_at, bool) else None,
+            queue=queue if isinstance(queue, str) and queue else None,
+            replays=replays if isinstance(replays, int) and not isinstance(replays, bool) else 0,
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return "" if value is None else str(value)
+
+
+def replayed_headers(headers: Mapping[str, Any] | None, *, reset_retries: bool) -> dict[str, Any]:
+    """Headers of a parked message sent back to work: the stay in the lot and the dead-letter
+    history removed, the replay counted, and the retry count reset to 0 if asked."""
+    out = {k: v for k, v in without_death(headers).items() if k not in PARKING_HEADERS}
+    replays = out.get(REPLAYS_HEADER)
+    out[REPLAYS_HEADER] = (replays if isinstance(replays, int) and not isinstance(replays, bool) else 0) + 1
+    if reset_retries and "retries" in out:
+        out["retries"] = 0
+    return out
