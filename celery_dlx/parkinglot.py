@@ -120,9 +120,10 @@ class ParkingLot:
             if want == 0:
                 return []
             channel.basic_qos(0, want, False)
-            channel.basic_consume(self.queue, callback=lambda m: seen.append(_parked(m)))
+            tag = channel.basic_consume(self.queue, callback=lambda m: seen.append(_parked(m)))
             while len(seen) < want:
                 self.connection.connection.drain_events(timeout=WAIT)
+            channel.basic_cancel(tag)
         finally:
             channel.close()  # every delivery goes back to the lot
         return seen[:limit]
@@ -218,7 +219,7 @@ class _Sweep:
             channel.events["basic_nack"].add(self._on_nack)
             channel.events["basic_return"].add(self._on_return)
             channel.basic_qos(0, BATCH, False)
-            channel.basic_consume(self.lot.queue, callback=self.buffer.append)
+            tag = channel.basic_consume(self.lot.queue, callback=self.buffer.append)
             while self.result.examined < total and not self._limit_reached():
                 if not self._fill(min(BATCH, total - self.result.examined)):
                     break  # the lot emptied under us (another consumer, a concurrent purge)
@@ -226,6 +227,7 @@ class _Sweep:
                 self.buffer.clear()
                 if self.progress:
                     self.progress(self.result.examined, total)
+            channel.basic_cancel(tag)  # no more deliveries; the prefetched ones go back on close
         finally:
             if channel.is_open:
                 channel.close()  # unacknowledged deliveries go back to the lot

@@ -340,3 +340,27 @@ def test_a_worker_with_the_bootstep_declares_the_topology_before_consuming(
     with worker:
         assert set(env.delay_queue_names) <= set(broker_queues(env.prefix))
         assert dlx(env, "verify").returncode == 0
+
+
+def test_status_shows_each_circuit_breaker_state(make_env: Callable[..., DLXEnv], store: redis.Redis) -> None:
+    from celery_dlx.breaker import FAILURE
+    from celery_dlx.breaker.celery import breaker_for
+
+    from .breaker_app import make_app as make_breaker_app
+
+    env = make_env(worker=False)
+    breaker_env = {**env.env, "DLX_BR_PREFIX": f"{env.prefix}:breaker"}
+    breaker = breaker_for(make_breaker_app(breaker_env))
+    assert breaker is not None
+    for _ in range(3):  # the test policy opens after 3 failures
+        breaker.record("facebook", FAILURE)
+    env.keys += [key.decode() for key in store.scan_iter(f"{env.prefix}:breaker*")]
+    command = [sys.executable, "-m", "celery", "-A", "tests.integration.breaker_app:app", "dlx", "status"]
+    run = lambda *extra: subprocess.run(  # noqa: E731
+        [*command, *extra], env={**os.environ, **breaker_env}, cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    report = json.loads(run("--json").stdout)
+    (facebook,) = report["breakers"]
+    assert facebook["name"] == "facebook" and facebook["mode"] == "open" and facebook["probe_at"] > facebook["at"]
+    text = run().stdout  # the test policy half-opens 2 s after opening: either state may show
+    assert ("facebook: open" in text and "next probe in" in text) or "facebook: half_open" in text

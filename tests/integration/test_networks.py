@@ -15,9 +15,11 @@ from typing import Any
 
 import pytest
 from celery import Celery
+from kombu import Connection
 
 from celery_dlx.networks import AuthInvalid
-from celery_dlx.testing import WorkerProcess
+from celery_dlx.parkinglot import ParkingLot
+from celery_dlx.testing import WorkerProcess, wait_until
 
 from . import networks_app
 from .conftest import ROOT, DLXEnv
@@ -149,3 +151,23 @@ def test_dead_token_fails_once_reports_itself_and_leaks_nowhere(
     assert TOKEN.encode() not in stored
     assert TOKEN not in (result.traceback or "")
     assert TOKEN not in logfile.read_text()
+
+
+def test_a_dead_token_is_parked_with_its_verdict_and_no_token(
+    make_env: Callable[..., DLXEnv], twitter_like: Callable[[list[Reply]], TwitterLike], tmp_path: Path
+) -> None:
+    server = twitter_like([lambda: (401, {}, {"errors": [{"code": 89, "message": "Invalid or expired token."}]})])
+    dlx, app = network_worker(make_env, tmp_path / "worker.log")
+    key = dlx.key()
+    dlx.keys.append(f"{key}:auth")
+    result = app.tasks["it.timeline"].apply_async(kwargs={"url": server.url, "key": key, "access_token": TOKEN})
+    with pytest.raises(AuthInvalid):
+        result.get(timeout=20)
+    with Connection(BROKER_URL) as connection:
+        lot = ParkingLot(connection, dlx.topology)
+        assert wait_until(lambda: lot.count() == 1, 10)
+        (parked,) = lot.browse(10)
+        assert lot.count() == 1  # browsing leaves it parked
+    assert parked.id == result.id and parked.task == "it.timeline" and parked.retries == 0
+    assert parked.reason == "auth_invalid" and parked.error == "celery_dlx.networks.AuthInvalid"
+    assert "Invalid or expired token" in parked.message and TOKEN not in repr(parked)
