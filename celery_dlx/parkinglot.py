@@ -30,8 +30,8 @@ from kombu import Connection
 from .parking import ParkedMessage, replayed_headers
 from .topology import DESTINATION_HEADER, Topology
 
-#: Deliveries fetched and published per confirm round trip.
-BATCH = 500
+#: Deliveries published per confirm round trip.
+BATCH = 1000
 #: Seconds a sweep waits for the broker's confirms before giving up.
 WAIT = 30.0
 #: Seconds without a delivery after which a sweep takes the lot as emptied by someone else.
@@ -218,13 +218,15 @@ class _Sweep:
             channel.events["basic_ack"].add(self._on_ack)
             channel.events["basic_nack"].add(self._on_nack)
             channel.events["basic_return"].add(self._on_return)
-            channel.basic_qos(0, BATCH, False)
+            # Twice the batch: the next batch arrives while this one's confirms are awaited.
+            channel.basic_qos(0, 2 * BATCH, False)
             tag = channel.basic_consume(self.lot.queue, callback=self.buffer.append)
             while self.result.examined < total and not self._limit_reached():
                 if not self._fill(min(BATCH, total - self.result.examined)):
                     break  # the lot emptied under us (another consumer, a concurrent purge)
-                self._process(channel, self.buffer[: total - self.result.examined])
-                self.buffer.clear()
+                batch = self.buffer[: min(BATCH, total - self.result.examined)]
+                self._process(channel, batch)
+                del self.buffer[: len(batch)]
                 if self.progress:
                     self.progress(self.result.examined, total)
             channel.basic_cancel(tag)  # no more deliveries; the prefetched ones go back on close
