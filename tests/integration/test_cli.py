@@ -91,6 +91,14 @@ def drain_ids(observer: pika.BlockingConnection, queue: str) -> list[str]:
     return ids
 
 
+def drift(observer: pika.BlockingConnection, queue: str, ttl_ms: int) -> None:
+    """Re-create ``queue`` with another TTL behind celery_dlx's back."""
+    channel = observer.channel()
+    channel.queue_delete(queue)
+    channel.queue_declare(queue, durable=True, arguments={"x-message-ttl": ttl_ms})
+    channel.close()
+
+
 @pytest.fixture
 def declared(make_env: Callable[..., DLXEnv]) -> DLXEnv:
     env = make_env(worker=False)
@@ -113,10 +121,7 @@ def test_declare_creates_the_ladder_the_parking_queue_and_the_work_queue_and_is_
 
 def test_declare_reports_a_drifted_queue_and_exits_1(declared: DLXEnv, observer: pika.BlockingConnection) -> None:
     name = declared.delay_queue_names[3]
-    channel = observer.channel()
-    channel.queue_delete(name)
-    channel.queue_declare(name, durable=True, arguments={"x-message-ttl": 1})
-    channel.close()
+    drift(observer, name, 1)
     result = dlx(declared, "declare")
     assert result.returncode == 1
     assert name in result.stderr and "x-message-ttl" in result.stderr
@@ -128,10 +133,7 @@ def test_verify_passes_on_a_declared_topology_and_exits_1_naming_a_drifted_argum
     clean = dlx(declared, "verify")
     assert clean.returncode == 0, clean.stdout + clean.stderr
     name = declared.delay_queue_names[5]
-    channel = observer.channel()
-    channel.queue_delete(name)
-    channel.queue_declare(name, durable=True, arguments={"x-message-ttl": 999})
-    channel.close()
+    drift(observer, name, 999)
     drifted = dlx(declared, "verify")
     assert drifted.returncode == 1
     assert name in drifted.stdout and "x-message-ttl" in drifted.stdout
@@ -317,10 +319,7 @@ def test_a_worker_with_the_bootstep_refuses_to_start_on_drift(
     declared: DLXEnv, observer: pika.BlockingConnection, mode: str, tmp_path: Any
 ) -> None:
     name = declared.delay_queue_names[2]
-    channel = observer.channel()
-    channel.queue_delete(name)
-    channel.queue_declare(name, durable=True, arguments={"x-message-ttl": 5})
-    channel.close()
+    drift(observer, name, 5)
     log = tmp_path / "worker.log"
     worker = WorkerProcess(
         APP, declared.queues, BROKER_URL, env={**declared.env, "DLX_TEST_BOOTSTEP": mode}, cwd=ROOT, logfile=log
