@@ -57,7 +57,8 @@ def _topology(app: Celery) -> Topology:
 
 @contextmanager
 def _connection(app: Celery) -> Iterator[Connection]:
-    """The app's broker connection, or exit 3 with the reason."""
+    """The app's broker connection, or exit 3 with the reason; a celery_dlx error met while
+    using it (a missing parking queue, a topology mismatch) exits 1 with its message."""
     connection = app.connection_for_write()
     try:
         connection.ensure_connection(max_retries=2, interval_start=0.5, interval_step=0.5)
@@ -66,6 +67,8 @@ def _connection(app: Celery) -> Iterator[Connection]:
         raise BrokerUnreachable(f"cannot reach the broker at {connection.as_uri()}: {exc}") from exc
     try:
         yield connection
+    except CeleryDLXError as exc:
+        raise Failed(str(exc)) from exc
     finally:
         connection.release()
 

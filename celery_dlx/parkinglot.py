@@ -27,6 +27,7 @@ from amqp import Channel, Message
 from amqp.exceptions import NotFound
 from kombu import Connection
 
+from .errors import CeleryDLXError
 from .parking import ParkedMessage, replayed_headers
 from .topology import DESTINATION_HEADER, Topology
 
@@ -38,6 +39,10 @@ WAIT = 30.0
 IDLE = 2.0
 
 Progress = Callable[[int, int], None]
+
+
+class MissingParkingQueue(CeleryDLXError):
+    """The broker has no parking queue for this topology (it was never declared)."""
 
 
 class ReplayError(Exception):
@@ -95,11 +100,18 @@ class ParkingLot:
             channel.close()
         return True
 
+    def depth(self, channel: Channel) -> int:
+        """Messages in the lot, asked on ``channel``; :class:`MissingParkingQueue` if there is none."""
+        try:
+            return int(channel.queue_declare(self.queue, passive=True).message_count)
+        except NotFound:
+            raise MissingParkingQueue(f"the parking queue {self.queue!r} does not exist: run `celery dlx declare`") from None
+
     def count(self) -> int:
         """Messages in the lot now (a passive declare: current even for quorum queues)."""
         channel = self._channel()
         try:
-            return int(channel.queue_declare(self.queue, passive=True).message_count)
+            return self.depth(channel)
         finally:
             channel.close()
 
@@ -115,14 +127,17 @@ class ParkingLot:
         channel = self._channel()
         seen: list[ParkedMessage] = []
         try:
-            available = int(channel.queue_declare(self.queue, passive=True).message_count)
+            available = self.depth(channel)
             want = min(limit, available)
             if want == 0:
                 return []
             channel.basic_qos(0, want, False)
             tag = channel.basic_consume(self.queue, callback=lambda m: seen.append(_parked(m)))
             while len(seen) < want:
-                self.connection.connection.drain_events(timeout=WAIT)
+                try:
+                    self.connection.connection.drain_events(timeout=IDLE)
+                except TimeoutError:
+                    break  # someone else took messages from the lot meanwhile
             channel.basic_cancel(tag)
         finally:
             channel.close()  # every delivery goes back to the lot
@@ -163,6 +178,7 @@ class ParkingLot:
         if task is None and limit is None:
             channel = self._channel()
             try:
+                self.depth(channel)  # a clear error if the lot does not exist
                 count = int(channel.queue_purge(self.queue) or 0)
             finally:
                 channel.close()
@@ -213,7 +229,7 @@ class _Sweep:
     def run(self) -> SweepResult:
         channel = self.lot._channel()
         try:
-            total = int(channel.queue_declare(self.lot.queue, passive=True).message_count)
+            total = self.lot.depth(channel)
             channel.confirm_select()
             channel.events["basic_ack"].add(self._on_ack)
             channel.events["basic_nack"].add(self._on_nack)

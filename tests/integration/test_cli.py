@@ -364,3 +364,11 @@ def test_status_shows_each_circuit_breaker_state(make_env: Callable[..., DLXEnv]
     assert facebook["name"] == "facebook" and facebook["mode"] == "open" and facebook["probe_at"] > facebook["at"]
     text = run().stdout  # the test policy half-opens 2 s after opening: either state may show
     assert ("facebook: open" in text and "next probe in" in text) or "facebook: half_open" in text
+
+
+@pytest.mark.parametrize("verb", [["parked"], ["replay"], ["purge", "--yes"], ["purge", "--yes", "--task", "it.flaky"]])
+def test_lot_verbs_before_declare_say_to_declare_and_exit_1(make_env: Callable[..., DLXEnv], verb: list[str]) -> None:
+    env = make_env(worker=False)
+    result = dlx(env, *verb)
+    assert result.returncode == 1
+    assert "does not exist: run `celery dlx declare`" in result.stderr
