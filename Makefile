@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: test demo services unit bench bench-all bench-quick
+.PHONY: test demo demo-retry services unit bench bench-all bench-quick
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,9 @@ unit: $(VENV)/.installed
 	$(PY) -m pytest tests/unit
 
 demo: $(VENV)/.installed services
+	$(PY) -m examples.social_sync
+
+demo-retry: $(VENV)/.installed services
 	$(PY) -m examples.delayed_retry_demo
 
 bench: $(VENV)/.installed services

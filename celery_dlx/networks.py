@@ -37,8 +37,8 @@ waits in the broker for a slot after the next probe (without using up ``max_retr
 Every verdict is reported to it (RETRY_SOON and OVER_CAPACITY count as failures).  On by
 default when the app has Redis (``dlx_breaker_url``, else a ``redis://`` result backend);
 without Redis, or with ``dlx_breaker=False`` or ``breaker = False`` on the class, tasks behave
-exactly as without it.  Subclasses that override ``before_start`` or ``after_return`` must
-call ``super()``.
+exactly as without it.  Subclasses that override ``before_start``, ``after_return`` or
+``on_retry`` must call ``super()``.
 
 Neither ``requests`` nor ``httpx`` is imported: responses are read by duck typing and their
 exception types are looked up only if the application already imported the library.
@@ -204,6 +204,14 @@ class HTTPTask(DLXTask):
             breakers.finish(self)
         finally:
             super().after_return(*args, **kwargs)
+
+    def on_retry(self, *args: Any, **kwargs: Any) -> None:
+        """A run that ends in a retry (a rate limiter's deferral, a retried failure) gives its
+        probe back here: Celery does not call ``after_return`` for retried runs."""
+        try:
+            breakers.finish(self)
+        finally:
+            super().on_retry(*args, **kwargs)
 
     def classify_response(self, response: Any) -> Verdict:
         """The verdict of this task's network on ``response``."""

@@ -155,6 +155,27 @@ def test_the_probe_closes_it_and_a_silent_probe_gives_its_place_back(
     assert breaker.state("facebook").mode == CLOSED
 
 
+def test_a_probe_deferred_before_its_call_gives_its_place_back_on_retry(
+    app: Celery, clock: FakeClock, retries: list[dict[str, Any]]
+) -> None:
+    """Celery calls on_retry, not after_return, for a run that ends in a retry (a rate
+    limiter's deferral before the call): the probe must not stay held until probe_timeout."""
+    task = task_of(app)
+    breaker: Breaker = app.conf.dlx_breaker
+    for _ in range(2):
+        call_once(task, response(503))
+    clock.advance(30)
+    task.push_request(id="task-2", retries=1, args=(), kwargs={}, called_directly=False, is_eager=False)
+    try:
+        task.before_start("task-2", (), {})
+        assert breaker.state("facebook").probes_in_flight == 1
+        task.on_retry(Retry(), "task-2", (), {}, None)  # what the tracer calls for a Retry
+    finally:
+        task.pop_request()
+    assert breaker.state("facebook").probes_in_flight == 0
+    assert breaker.state("facebook").mode == HALF_OPEN
+
+
 def test_rate_limits_and_other_networks_do_not_trip_it(app: Celery, retries: list[dict[str, Any]]) -> None:
     facebook, twitter = task_of(app), task_of(app, TwitterTask)
     for _ in range(5):
