@@ -22,16 +22,13 @@ from pathlib import Path
 
 import redis
 
-from celery_dlx.testing import _children, _rss
-
 from .bench_app import CONTENDERS, REDIS_URL
 from .run import Cleanup, Deployment, absorb
 
 
 def per_process_mb(dep: Deployment) -> list[float]:
     """RSS of the worker's parent, then of each pool child, in MB."""
-    pid = dep.worker.pid
-    return [round(_rss(p) / 2**20, 1) for p in [pid, *_children(pid)]]
+    return [round(rss / 2**20, 1) for rss in dep.worker.rss_by_process()]
 
 
 def main() -> int:

@@ -169,7 +169,11 @@ class WorkerProcess:
 
     def rss_bytes(self) -> int:
         """Resident memory of the worker and its pool children, from /proc (Linux)."""
-        return sum(_rss(pid) for pid in [self.pid, *_children(self.pid)])
+        return sum(self.rss_by_process())
+
+    def rss_by_process(self) -> list[int]:
+        """Resident memory of the worker's parent, then of each pool child, from /proc (Linux)."""
+        return [_rss(pid) for pid in [self.pid, *_children(self.pid)]]
 
     def kill(self) -> None:
         """SIGKILL the worker and its pool children (a crash, for reliability tests)."""
