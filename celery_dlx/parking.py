@@ -133,38 +133,40 @@ class ParkedMessage:
     def from_headers(cls, headers: Mapping[str, Any] | None, correlation_id: str | None = None) -> ParkedMessage:
         """Read a parked message from its AMQP headers (any message: foreign ones too)."""
         h = dict(headers or {})
-        retries = h.get("retries")
         parked_at = h.get(PARKED_AT_HEADER)
-        queue = h.get(DESTINATION_HEADER)
-        replays = h.get(REPLAYS_HEADER)
         return cls(
-            task=_text(h.get("task")) or "(not a Celery task)",
-            id=_text(h.get("id")) or _text(correlation_id),
-            retries=retries if isinstance(retries, int) and not isinstance(retries, bool) else None,
-            reason=_text(h.get(REASON_HEADER)) or UNROUTABLE,
-            error=_text(h.get(ERROR_HEADER)),
-            message=redact(_text(h.get(ERROR_MESSAGE_HEADER)))[:MESSAGE_LIMIT],
+            task=header_text(h.get("task")) or "(not a Celery task)",
+            id=header_text(h.get("id")) or header_text(correlation_id),
+            retries=_count(h.get("retries")),
+            reason=header_text(h.get(REASON_HEADER)) or UNROUTABLE,
+            error=header_text(h.get(ERROR_HEADER)),
+            message=redact(header_text(h.get(ERROR_MESSAGE_HEADER)))[:MESSAGE_LIMIT],
             parked_at=float(parked_at) if isinstance(parked_at, (int, float)) and not isinstance(parked_at, bool) else None,
-            queue=queue if isinstance(queue, str) and queue else None,
-            replays=replays if isinstance(replays, int) and not isinstance(replays, bool) else 0,
+            queue=header_text(h.get(DESTINATION_HEADER)) or None,
+            replays=_count(h.get(REPLAYS_HEADER)) or 0,
         )
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def _text(value: Any) -> str:
+def header_text(value: Any) -> str:
+    """A header value as text ('' for none): AMQP tables may carry strings as bytes."""
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     return "" if value is None else str(value)
+
+
+def _count(value: Any) -> int | None:
+    """An integer header value, or None (a bool is not a count)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def replayed_headers(headers: Mapping[str, Any] | None, *, reset_retries: bool) -> dict[str, Any]:
     """Headers of a parked message sent back to work: the stay in the lot and the dead-letter
     history removed, the replay counted, and the retry count reset to 0 if asked."""
     out = {k: v for k, v in without_death(headers).items() if k not in PARKING_HEADERS}
-    replays = out.get(REPLAYS_HEADER)
-    out[REPLAYS_HEADER] = (replays if isinstance(replays, int) and not isinstance(replays, bool) else 0) + 1
+    out[REPLAYS_HEADER] = (_count(out.get(REPLAYS_HEADER)) or 0) + 1
     if reset_retries and "retries" in out:
         out["retries"] = 0
     return out

@@ -20,7 +20,7 @@ once, then the batch is acknowledged; one round trip per batch instead of per me
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from amqp import Channel, Message
@@ -28,7 +28,8 @@ from amqp.exceptions import NotFound
 from kombu import Connection
 
 from .errors import CeleryDLXError
-from .parking import ParkedMessage, replayed_headers
+from .parking import ParkedMessage, header_text, replayed_headers
+from .status import queue_status
 from .topology import DESTINATION_HEADER, Topology
 
 #: Deliveries published per confirm round trip.
@@ -67,14 +68,7 @@ class SweepResult:
     to_queues: dict[str, int] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "examined": self.examined,
-            "moved": self.moved,
-            "kept": self.kept,
-            "no_destination": self.no_destination,
-            "missing_queues": dict(self.missing_queues),
-            "to_queues": dict(self.to_queues),
-        }
+        return asdict(self)
 
 
 class ParkingLot:
@@ -91,14 +85,8 @@ class ParkingLot:
 
     def exists(self, queue: str) -> bool:
         """Whether ``queue`` exists on the broker (a passive declare)."""
-        channel = self._channel()
-        try:
-            channel.queue_declare(queue, passive=True)
-        except NotFound:
-            return False
-        if channel.is_open:
-            channel.close()
-        return True
+        self.connection.ensure_connection(max_retries=1)
+        return queue_status(self.connection, queue).exists
 
     def depth(self, channel: Channel) -> int:
         """Messages in the lot, asked on ``channel``; :class:`MissingParkingQueue` if there is none."""
@@ -164,7 +152,7 @@ class ParkingLot:
             raise ValueError(f"queue {to!r} does not exist on the broker")
 
         def target(message: Message) -> str | None:
-            return to or _destination(message)
+            return to or _header(message, DESTINATION_HEADER)
 
         def prepare(message: Message) -> None:
             message.properties["application_headers"] = replayed_headers(
@@ -190,16 +178,9 @@ def _parked(message: Message) -> ParkedMessage:
     return ParkedMessage.from_headers(message.properties.get("application_headers"), message.properties.get("correlation_id"))
 
 
-def _destination(message: Message) -> str | None:
-    value = (message.properties.get("application_headers") or {}).get(DESTINATION_HEADER)
-    if isinstance(value, bytes):
-        value = value.decode("utf-8", "replace")
-    return value if isinstance(value, str) and value else None
-
-
-def _task_name(message: Message) -> str | None:
-    value = (message.properties.get("application_headers") or {}).get("task")
-    return value.decode() if isinstance(value, bytes) else value
+def _header(message: Message, name: str) -> str | None:
+    """Header ``name`` of ``message`` as text, None when absent or empty."""
+    return header_text((message.properties.get("application_headers") or {}).get(name)) or None
 
 
 class _Sweep:
@@ -286,7 +267,7 @@ class _Sweep:
 
     def _handle(self, channel: Channel, message: Message) -> None:
         self.result.examined += 1
-        if self.task is not None and _task_name(message) != self.task:
+        if self.task is not None and _header(message, "task") != self.task:
             self._keep(channel, message)
             return
         if self.target is None:  # a purge: the acknowledgement alone drops it

@@ -127,15 +127,18 @@ def delayed_retry(
     return ret
 
 
+def _retry_limit(task: Task, max_retries: int | None) -> int | None:
+    return task.max_retries if max_retries is None else max_retries
+
+
 def _exhausted(task: Task, max_retries: int | None) -> bool:
-    limit = task.max_retries if max_retries is None else max_retries
+    limit = _retry_limit(task, max_retries)
     return limit is not None and task.request.retries + 1 > limit
 
 
 def _exhaustion(task: Task, max_retries: int | None) -> MaxRetriesExceededError:
     """What a parked message records when the task retried without an exception."""
-    limit = task.max_retries if max_retries is None else max_retries
-    return MaxRetriesExceededError(f"{task.name}: max retries ({limit}) exceeded")
+    return MaxRetriesExceededError(f"{task.name}: max retries ({_retry_limit(task, max_retries)}) exceeded")
 
 
 def _wait_for(task: Task, wait: WaitStrategy | None) -> WaitStrategy | None:
