@@ -217,9 +217,13 @@ class HTTPTask(DLXTask):
         """The verdict of this task's network on ``response``."""
         return classify(self.network, *response_parts(response))
 
-    def check(self, response: Any) -> Any:
-        """Return ``response`` if it succeeded; otherwise retry or fail as its verdict says."""
-        verdict = self.classify_response(response)
+    def check(self, response: Any, verdict: Verdict | None = None) -> Any:
+        """Return ``response`` if it succeeded; otherwise retry or fail as its verdict says.
+
+        Pass ``verdict`` when the caller already classified ``response`` (to feed a rate
+        limiter, say), so it is not classified twice."""
+        if verdict is None:
+            verdict = self.classify_response(response)
         if verdict.kind is VerdictKind.OK:
             breakers.report(self, verdict)
             return response

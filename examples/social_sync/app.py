@@ -193,10 +193,10 @@ class SocialTask(HTTPTask):
             )
         except requests.RequestException as exc:
             self.handle_exception(exc)
-        verdict = self.classify_response(response)  # check() below classifies again, and acts
+        verdict = self.classify_response(response)
         limited = verdict.kind is VerdictKind.RATE_LIMITED
         services.limiter.feedback(decision, limited=limited, retry_after=verdict.retry_after if limited else None)
-        return self.check(response).json()
+        return self.check(response, verdict).json()
 
     def on_auth_invalid(self, verdict: Verdict) -> None:
         """Mark the account's token as dead, so nothing else is scheduled with it."""

@@ -106,6 +106,18 @@ def test_rate_limited_waits_for_the_reset_plus_jitter(app: Celery, make: Any) ->
     assert isinstance(retry.exc, CallDeferred) and retry.exc.verdict.code == 88
 
 
+def test_a_verdict_the_caller_already_has_is_acted_on_without_classifying_again(
+    app: Celery, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    task = bound(app, TwitterTask)
+    response = httpx_response(429, RATE_LIMITED, {"errors": [{"code": 88, "message": "Rate limit exceeded"}]})
+    verdict = task.classify_response(response)
+    monkeypatch.setattr(type(task), "classify_response", lambda self, r: pytest.fail("classified twice"))
+    with in_worker(task), pytest.raises(Retry) as raised:
+        task.check(response, verdict)
+    assert 900 <= raised.value.when <= 902
+
+
 def test_jitter_only_ever_adds(app: Celery) -> None:
     exact = bound(app, TwitterTask, rate_limit_jitter=wait_fixed(0.25))
     assert retry_of(exact, httpx_response(429, RATE_LIMITED)).when == 900.25
