@@ -18,6 +18,7 @@ from datetime import datetime
 from fractions import Fraction
 from typing import Any, NoReturn
 
+from billiard.einfo import ExceptionInfo
 from celery import Task
 from celery.exceptions import MaxRetriesExceededError, Reject, Retry
 from celery.utils.time import maybe_make_aware
@@ -209,3 +210,16 @@ class DLXTask(Task):
     def delayed_retry(self, *args: Any, **kwargs: Any) -> Retry:
         """Same as :func:`celery_dlx.delayed_retry` with this task."""
         return delayed_retry(self, *args, **kwargs)
+
+    def on_retry(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: ExceptionInfo) -> None:
+        """Keep the retry's formatted traceback and drop billiard's frame-by-frame copy of it.
+
+        On Python 3.11+ that copy (``einfo.tb``) holds every traceback frame's full
+        ``co_positions`` table: about 44 KB per retry, which Celery pickles in the pool process
+        and unpickles in the worker's main process (the one that consumes) on every retry, and
+        which otherwise waits for the cyclic garbage collector.  Nothing in Celery reads it:
+        the ``task-retried`` event and the log carry ``einfo.traceback``, the string, which stays.
+        Subclasses that override this call ``super()`` after they are done with ``einfo.tb``.
+        """
+        super().on_retry(exc, task_id, args, kwargs, einfo)
+        einfo.tb = None
