@@ -99,12 +99,24 @@ class RabbitNode:
         ).stdout  # fmt: skip
 
     def start(self, timeout: float = 120) -> RabbitNode:
-        """Start the node (data kept from an earlier run) and wait until it serves AMQP."""
+        """Start the node (data kept from an earlier run) and wait until it serves AMQP.
+
+        ``rabbitmq-server -detached`` returns before the node has registered with epmd, and
+        ``await_startup`` gives up at once (exit 69) on a node that has not registered yet; on
+        a busy machine that takes more than a second, so it is asked again until ``timeout``.
+        """
         self._prepare()
         subprocess.run([_tool("rabbitmq-server"), "-detached"], env=self.env, check=True, cwd=self.base)
-        time.sleep(1)
-        self.ctl("await_startup", "--timeout", str(int(timeout)), timeout=timeout + 10)
-        return self
+        deadline = time.monotonic() + timeout
+        while True:
+            left = max(1, int(deadline - time.monotonic()))
+            try:
+                self.ctl("await_startup", "--timeout", str(left), timeout=left + 10)
+                return self
+            except subprocess.CalledProcessError:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.5)
 
     def stop(self) -> None:
         """Graceful stop; messages in durable queues survive until the next :meth:`start`."""

@@ -211,7 +211,7 @@ class DLXTask(Task):
         """Same as :func:`celery_dlx.delayed_retry` with this task."""
         return delayed_retry(self, *args, **kwargs)
 
-    def on_retry(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: ExceptionInfo) -> None:
+    def on_retry(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: ExceptionInfo | None) -> None:
         """Keep the retry's formatted traceback and drop billiard's frame-by-frame copy of it.
 
         On Python 3.11+ that copy (``einfo.tb``) holds every traceback frame's full
@@ -222,4 +222,5 @@ class DLXTask(Task):
         Subclasses that override this call ``super()`` after they are done with ``einfo.tb``.
         """
         super().on_retry(exc, task_id, args, kwargs, einfo)
-        einfo.tb = None
+        if einfo is not None:  # Celery always passes one; direct callers may not
+            einfo.tb = None
