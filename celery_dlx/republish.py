@@ -101,6 +101,7 @@ def republish(
             0,
             max_retries,
             queue=destination,
+            declare=[],  # the publisher declared and bound ``destination``; kombu need not check per message
             producer=producer,
             exchange=exchange,
             routing_key=routing_key,
