@@ -16,9 +16,8 @@ import logging
 import time
 from datetime import datetime
 from fractions import Fraction
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from billiard.einfo import ExceptionInfo
 from celery import Task
 from celery.exceptions import MaxRetriesExceededError, Reject, Retry
 from celery.utils.time import maybe_make_aware
@@ -30,6 +29,9 @@ from .publisher import publisher_for
 from .republish import origin_queue, republish, requeue_if_transient, uncounted
 from .signals import retry_published
 from .topology import DUE_HEADER
+
+if TYPE_CHECKING:  # billiard comes with Celery; only its type is named here
+    from billiard.einfo import ExceptionInfo
 
 __all__ = ["DLXTask", "delayed_retry", "origin_queue"]
 
