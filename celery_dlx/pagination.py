@@ -48,7 +48,8 @@ from celery.canvas import Signature, group
 
 from .errors import CeleryDLXError
 from .pages import Guards, Halt, Observation, Page, cursor_plan, fingerprint, next_step, offset_plan, window_plan
-from .retry import DLXTask, origin_queue
+from .destination import origin_queue
+from .retry import DLXTask
 from .softlimit import SoftLimitRetry
 from .tracking import TrackingConfig, spawn
 

@@ -32,7 +32,8 @@ from celery.exceptions import Reject
 
 from .publisher import publisher_for
 from .redact import redact
-from .republish import origin_queue, republish, requeue_if_transient, uncounted, without_death
+from .destination import origin_queue
+from .republish import REPLAYS_HEADER, republish, requeue_if_transient, uncounted, without_death
 from .topology import DESTINATION_HEADER
 
 logger = logging.getLogger(__name__)
@@ -41,8 +42,6 @@ REASON_HEADER = "dlx_parked_reason"
 PARKED_AT_HEADER = "dlx_parked_at"
 ERROR_HEADER = "dlx_error"
 ERROR_MESSAGE_HEADER = "dlx_error_message"
-#: How many times ``celery dlx replay`` sent the message back to work.
-REPLAYS_HEADER = "dlx_replays"
 #: Headers that describe one stay in the lot; a replay removes them.
 PARKING_HEADERS = frozenset({REASON_HEADER, PARKED_AT_HEADER, ERROR_HEADER, ERROR_MESSAGE_HEADER})
 #: Reason of a task that used up ``max_retries``.
@@ -80,7 +79,7 @@ def park(task: Task, exc: BaseException | None, reason: str) -> bool:
                 # key for a direct-exchange queue to the default exchange, i.e. back to work.
                 routing_key=destination,
                 destination=destination,
-                headers=headers,
+                dlx_headers=headers,
                 exc=exc,
                 max_retries=request.retries + 1,
             )

@@ -30,6 +30,21 @@ from .topology import Topology
 MISMATCH_RECHECK = 30.0
 
 
+class DelayProducer(Producer):
+    """A kombu producer that never gives a message a per-message TTL.
+
+    Celery turns a task's ``expires`` into the AMQP ``expiration`` property as well as the
+    ``expires`` header.  In a delay queue that property would make RabbitMQ dead-letter the
+    message when it expires, i.e. send it on *early*; in the parking lot it would delete it.
+    The header stays, and the worker enforces it when the message arrives (the task is
+    REVOKED, as with Celery), so dropping the property loses nothing of ``expires``.
+    """
+
+    def publish(self, body: Any, *args: Any, **kwargs: Any) -> Any:
+        kwargs.pop("expiration", None)
+        return super().publish(body, *args, **kwargs)
+
+
 class RetryPublisher:
     """Hands out a confirming producer whose publishes are checked for returns.
 
@@ -90,7 +105,7 @@ class RetryPublisher:
             if self.settings.auto_declare:
                 self.topology.declare(connection)
                 self._mismatch = None
-            self._producer = Producer(connection, auto_declare=False, on_return=self._on_return)
+            self._producer = DelayProducer(connection, auto_declare=False, on_return=self._on_return)
         if destination not in self._bound:
             self._bind(destination)
         return self._producer

@@ -58,6 +58,13 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
 REQUEUE_PAUSE = 1.0
 
 
+#: Prefix of every header celery_dlx adds to a message (``dlx_queue``, ``dlx_due``, the parking
+#: lot's ``dlx_parked_*``, ``dlx_replays``): celery_dlx's own, not the task's.
+OWN_HEADER_PREFIX = "dlx_"
+#: How many times ``celery dlx replay`` sent the message back to work; kept across retries.
+REPLAYS_HEADER = "dlx_replays"
+
+
 def republish(
     task: Task,
     publisher: RetryPublisher,
@@ -65,7 +72,7 @@ def republish(
     exchange: str,
     routing_key: str,
     destination: str,
-    headers: Mapping[str, Any],
+    dlx_headers: Mapping[str, Any],
     args: Any = None,
     kwargs: Any = None,
     exc: BaseException | None = None,
@@ -75,21 +82,29 @@ def republish(
     """Publish the current delivery of ``task`` to ``exchange`` for work queue ``destination``.
 
     The message carries ``retries + 1`` (wrap the call in :func:`uncounted` to keep the
-    count), the destination in the ``dlx_queue`` header and ``headers``.  Returns Celery's
-    ``Retry`` (not raised).  Raises what the publisher raises (``RetryPublishError``,
-    ``TopologyMismatch``) and Celery's ``Reject`` for a failed publish.
+    count), the destination in the ``dlx_queue`` header and ``dlx_headers``.  ``options`` are
+    Celery's retry options, already checked (:mod:`celery_dlx.retry_options`); as in Celery, a
+    ``headers`` option replaces the delivery's own headers.  Returns Celery's ``Retry`` (not
+    raised).  Raises what the publisher raises (``RetryPublishError``, ``TopologyMismatch``)
+    and Celery's ``Reject`` for a failed publish.
     """
     request = task.request
+    own = options.pop("headers") if "headers" in options else request.headers
     all_headers = {
-        **without_death(request.headers),
+        **user_headers(own),
+        **carried_headers(request),
         DESTINATION_HEADER: destination,
-        # Celery turns ``expires`` into a per-message TTL, which would let the message leave a
-        # delay queue early (or the parking lot at all); the worker still honours the
-        # ``expires`` header on arrival.
-        "expires": request.expires,
-        **headers,
+        **dlx_headers,
     }
-    options = {**argument_reprs(task, args, kwargs), **options}
+    for checked in ("mandatory", "serializer"):  # always True and "json" here (retry_options)
+        options.pop(checked, None)
+    publish_options = {
+        "delivery_mode": 2,
+        "declare": [],  # the publisher declared and bound ``destination``; kombu need not check per message
+        "confirm_timeout": publisher.settings.confirm_timeout,
+        **argument_reprs(task, args, kwargs),
+        **options,
+    }
     with publisher.producer(destination) as producer:
         return Task.retry(
             task,
@@ -101,17 +116,13 @@ def republish(
             0,
             max_retries,
             queue=destination,
-            declare=[],  # the publisher declared and bound ``destination``; kombu need not check per message
             producer=producer,
             exchange=exchange,
             routing_key=routing_key,
             headers=all_headers,
-            expires=None,
             mandatory=True,
-            delivery_mode=2,
             serializer="json",
-            confirm_timeout=publisher.settings.confirm_timeout,
-            **options,
+            **publish_options,
         )
 
 
@@ -156,6 +167,20 @@ def without_death(headers: Mapping[str, Any] | None) -> dict[str, Any]:
     return {k: v for k, v in (headers or {}).items() if k not in X_DEATH_HEADERS}
 
 
+def user_headers(headers: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``headers`` as the task's code gave them: without RabbitMQ's dead-letter history and
+    without celery_dlx's own ``dlx_*`` headers, which the next publish sets anew."""
+    return {k: v for k, v in without_death(headers).items() if not (isinstance(k, str) and k.startswith(OWN_HEADER_PREFIX))}
+
+
+def carried_headers(request: Any) -> dict[str, Any]:
+    """celery_dlx's headers that a message keeps from one delivery to the next (the replay
+    count), read from the request, where they stay visible after :func:`user_headers` hid
+    them from ``request.headers``."""
+    replays = request.get(REPLAYS_HEADER)
+    return {} if replays is None else {REPLAYS_HEADER: replays}
+
+
 def requeue_if_transient(task: Task, error: BaseException, cause: BaseException | None) -> None:
     """For an ``acks_late`` task whose publish failed for a reason that may pass, give the
     delivery back to the broker (``Reject(requeue=True)`` after :data:`REQUEUE_PAUSE`) so
@@ -164,31 +189,3 @@ def requeue_if_transient(task: Task, error: BaseException, cause: BaseException 
         logger.error("%s; the delivery is requeued", error)
         time.sleep(REQUEUE_PAUSE)
         raise Reject(error, requeue=True) from cause
-
-
-def origin_queue(task: Task) -> str:
-    """The work queue the current delivery of ``task`` came from.
-
-    Celery does not record the queue of a delivery, so it is found from, in order: the
-    celery_dlx header of a message that already came through the delay topology; the routing
-    key of a message sent to the default exchange; the one declared queue bound to the
-    delivery's exchange and routing key; the queue the task's routes pick.
-    """
-    request = task.request
-    header = request.get(DESTINATION_HEADER)
-    if isinstance(header, str) and header:
-        return header
-    info = request.delivery_info or {}
-    exchange, routing_key = info.get("exchange"), info.get("routing_key")
-    if exchange == "" and routing_key:
-        return str(routing_key)
-    queues = task.app.amqp.queues
-    matches = [
-        name
-        for name, q in queues.items()
-        if q.exchange is not None and q.exchange.name == exchange and q.routing_key == routing_key
-    ]
-    if len(matches) == 1:
-        return matches[0]
-    route = task.app.amqp.router.route({}, task.name, request.args, request.kwargs, task)
-    return str(route["queue"].name)

@@ -20,20 +20,23 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from celery import Task
 from celery.exceptions import MaxRetriesExceededError, Reject, Retry
+from celery.signals import task_retry
 from celery.utils.time import maybe_make_aware
 
 from .backoff import WaitStrategy, wait_seconds
-from .errors import ConfigurationError, RetryPublishError
+from .destination import retry_destination
+from .errors import RetryPublishError
 from .parking import MAX_RETRIES, park
 from .publisher import publisher_for
-from .republish import origin_queue, republish, requeue_if_transient, uncounted
+from .republish import republish, requeue_if_transient, uncounted, user_headers
+from .retry_options import check_retry_options
 from .signals import retry_published
 from .topology import DUE_HEADER
 
 if TYPE_CHECKING:  # billiard comes with Celery; only its type is named here
     from billiard.einfo import ExceptionInfo
 
-__all__ = ["DLXTask", "delayed_retry", "origin_queue"]
+__all__ = ["DLXTask", "delayed_retry"]
 
 logger = logging.getLogger(__name__)
 
@@ -56,10 +59,14 @@ def delayed_retry(
     """Retry ``task`` after a delay held by the broker, not by the worker.
 
     Same arguments as :meth:`celery.Task.retry`, plus ``wait`` (a tenacity wait strategy, used
-    when neither ``eta`` nor ``countdown`` is given) and ``queue`` (the work queue to come back
-    to; by default the one the task came from).  Give at most one of ``eta``, ``countdown`` and
-    ``wait``; with none, the task's ``retry_wait`` (a :class:`DLXTask` attribute) or Celery's
-    ``default_retry_delay`` applies.
+    when neither ``eta`` nor ``countdown`` is given).  Give at most one of ``eta``, ``countdown``
+    and ``wait``; with none, the task's ``retry_wait`` (a :class:`DLXTask` attribute) or
+    Celery's ``default_retry_delay`` applies.  ``options`` mean what they mean to Celery:
+    ``queue`` or ``exchange`` / ``routing_key`` pick the work queue the task comes back to (by
+    default the one it came from), ``headers`` replace the delivery's own, ``expires`` is
+    checked when the task arrives, never by cutting the delay short.  Options that would
+    bypass the confirmed publish (``producer``, ``connection``, ``mandatory=False``) or the JSON
+    body are refused with :class:`~celery_dlx.errors.ConfigurationError`.
 
     Use it like Celery's retry: ``raise delayed_retry(self, countdown=30, exc=exc)``.
 
@@ -90,11 +97,8 @@ def delayed_retry(
             options["queue"] = queue
         return Task.retry(task, args, kwargs, exc, throw, eta, countdown, max_retries, **options)
 
-    if (task.serializer or task.app.conf.task_serializer) != "json":
-        raise ConfigurationError(
-            f"celery_dlx publishes retries as JSON, but task {task.name} uses the "
-            f"{task.serializer or task.app.conf.task_serializer!r} serializer; set task_serializer='json'"
-        )
+    check_retry_options(task.name, options, task.serializer or task.app.conf.task_serializer)
+    destination = retry_destination(task, queue, options.pop("exchange", None), options.pop("routing_key", None))
     delay = _delay(task, eta, countdown, wait, exc)
     publisher = publisher_for(task.app)
     levels = publisher.settings.levels
@@ -102,7 +106,6 @@ def delayed_retry(
     if publisher.settings.time_scale != 1:
         # Exact: 900 s at the scale written as 0.001 is 0.9 s, not 0.9000000000000001 (0.91 s).
         route = levels.plan(Fraction(delay) * Fraction(str(publisher.settings.time_scale)))
-    destination = queue or origin_queue(task)
     try:
         ret = republish(
             task,
@@ -110,7 +113,7 @@ def delayed_retry(
             exchange=publisher.topology.entry_exchange(route).name,
             routing_key=route.routing_key,
             destination=destination,
-            headers={DUE_HEADER: time.time() + delay * publisher.settings.time_scale},
+            dlx_headers={DUE_HEADER: time.time() + delay * publisher.settings.time_scale},
             args=args,
             kwargs=kwargs,
             exc=exc,
@@ -213,16 +216,51 @@ class DLXTask(Task):
         """Same as :func:`celery_dlx.delayed_retry` with this task."""
         return delayed_retry(self, *args, **kwargs)
 
+    def before_start(self, task_id: str, args: Any, kwargs: Any) -> None:
+        """Show the task's code the headers Celery's own retry would show.
+
+        A message that came through the delay topology also carries RabbitMQ's dead-letter
+        history (``x-death``, ``x-first-death-*``) and celery_dlx's ``dlx_*`` headers; they
+        are taken out of ``request.headers`` (Celery's view of the caller's headers) and stay
+        readable as ``request.get(name)``, where celery_dlx reads them.
+        """
+        request = self.request
+        if request.headers:
+            request.headers = user_headers(request.headers) or None
+        super().before_start(task_id, args, kwargs)
+
     def on_retry(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: ExceptionInfo | None) -> None:
-        """Keep the retry's formatted traceback and drop billiard's frame-by-frame copy of it.
+        """Mark the retry's ``einfo`` so billiard's frame-by-frame copy of the traceback is
+        dropped once Celery has sent the ``task_retry`` signal.
 
         On Python 3.11+ that copy (``einfo.tb``) holds every traceback frame's full
         ``co_positions`` table: about 44 KB per retry, which Celery pickles in the pool process
         and unpickles in the worker's main process (the one that consumes) on every retry, and
-        which otherwise waits for the cyclic garbage collector.  Nothing in Celery reads it:
-        the ``task-retried`` event and the log carry ``einfo.traceback``, the string, which stays.
-        Subclasses that override this call ``super()`` after they are done with ``einfo.tb``.
+        which otherwise waits for the cyclic garbage collector.  Nothing in Celery reads it
+        after the signal: the ``task-retried`` event and the log carry ``einfo.traceback``, the
+        string, which stays.  Receivers of ``task_retry`` (error trackers) still get the frames.
         """
         super().on_retry(exc, task_id, args, kwargs, einfo)
         if einfo is not None:  # Celery always passes one; direct callers may not
-            einfo.tb = None
+            einfo.dlx_drop_frames = True
+            _drop_frames_after_task_retry()
+
+
+#: Identifies celery_dlx's ``task_retry`` receiver, so it is connected once and kept last.
+_DROP_FRAMES_UID = "celery_dlx.retry.drop_frames"
+
+
+def _drop_frames(sender: Any = None, einfo: Any = None, **_: Any) -> None:
+    """``task_retry`` receiver: drop the frame copy of an einfo :class:`DLXTask` marked."""
+    if einfo is not None and getattr(einfo, "dlx_drop_frames", False):
+        einfo.tb = None
+
+
+def _drop_frames_after_task_retry() -> None:
+    """Make :func:`_drop_frames` the last receiver of ``task_retry``, so every receiver
+    connected before it (at import, at worker start, or later) still sees the frames."""
+    receivers = task_retry.receivers
+    if receivers and receivers[-1][0][0] == _DROP_FRAMES_UID:
+        return
+    task_retry.disconnect(_drop_frames, dispatch_uid=_DROP_FRAMES_UID)
+    task_retry.connect(_drop_frames, weak=False, dispatch_uid=_DROP_FRAMES_UID)

@@ -22,7 +22,8 @@ import random
 from celery import Task
 
 from ..errors import CeleryDLXError
-from ..retry import delayed_retry, origin_queue
+from ..destination import origin_queue
+from ..retry import delayed_retry
 from .limiter import Decision, Limiter
 
 #: Default jitter: up to this fraction of the wait is added ...

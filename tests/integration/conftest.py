@@ -12,6 +12,7 @@ import socket
 import subprocess
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -128,11 +129,10 @@ def _cleanup(observer: pika.BlockingConnection, dlx: DLXEnv) -> None:
         dlx.store.delete(*dlx.keys)
 
 
-@pytest.fixture
-def make_env(
-    services: None, store: redis.Redis, observer: pika.BlockingConnection, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Callable[..., DLXEnv]]:
-    """Factory: ``make_env(queue_type=…, acks_late=…, work_queue_type=…, extra_queues=…, worker=True)``."""
+@contextmanager
+def _env_factory(store: redis.Redis, observer: pika.BlockingConnection, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., DLXEnv]]:
+    """Factory: ``make_env(queue_type=…, acks_late=…, work_queue_type=…, extra_queues=…, worker=True)``;
+    everything it made is stopped and deleted when the context ends."""
     made: list[DLXEnv] = []
 
     def factory(
@@ -169,8 +169,28 @@ def make_env(
             ).start()
         return dlx
 
-    yield factory
-    for dlx in made:
-        if dlx.worker:
-            dlx.worker.stop(warm=False)
-        _cleanup(observer, dlx)
+    try:
+        yield factory
+    finally:
+        for dlx in made:
+            if dlx.worker:
+                dlx.worker.stop(warm=False)
+            _cleanup(observer, dlx)
+
+
+@pytest.fixture
+def make_env(
+    services: None, store: redis.Redis, observer: pika.BlockingConnection, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[..., DLXEnv]]:
+    """One or more celery_dlx deployments for one test (see :func:`_env_factory`)."""
+    with _env_factory(store, observer, tmp_path_factory) as factory:
+        yield factory
+
+
+@pytest.fixture(scope="module")
+def make_module_env(
+    services: None, store: redis.Redis, observer: pika.BlockingConnection, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[..., DLXEnv]]:
+    """Deployments shared by the tests of one module, for work measured once and checked case by case."""
+    with _env_factory(store, observer, tmp_path_factory) as factory:
+        yield factory

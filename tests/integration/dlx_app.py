@@ -21,6 +21,8 @@ from celery_dlx import DLXTask, delayed_retry
 from celery_dlx.bootstep import install
 from celery_dlx.testing import record_arrival
 
+from . import retry_options_app
+
 BROKER_URL = os.environ.get("DLX_TEST_BROKER", "amqp://guest:guest@127.0.0.1:5672//")
 REDIS_URL = os.environ.get("DLX_TEST_REDIS", "redis://127.0.0.1:6379/0")
 
@@ -85,6 +87,7 @@ def make_app(env: Mapping[str, str]) -> Celery:
         record(self, key)
         flaky.apply_async((key, 1, delay))
 
+    retry_options_app.register(app, record)
     if env.get("DLX_TEST_BOOTSTEP"):
         install(app)
         app.conf.dlx_worker_topology = env["DLX_TEST_BOOTSTEP"]

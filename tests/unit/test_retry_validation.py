@@ -101,3 +101,33 @@ def test_an_uncounted_deferral_at_max_retries_is_not_exhausted(task: DLXTask) ->
     task.request.retries = 3
     with pytest.raises(RetryPublishError):
         task.delayed_retry(countdown=1, max_retries=3, count_attempt=False)
+
+
+@pytest.mark.parametrize(
+    "options, named",
+    [
+        ({"producer": object()}, "producer"),
+        ({"connection": object()}, "connection"),
+        ({"publisher": object()}, "publisher"),
+        ({"mandatory": False}, "mandatory"),
+        ({"serializer": "pickle"}, "'pickle' serializer"),
+        ({"delivery_mode": 3}, "delivery_mode"),
+        ({"confirm_timeout": 0}, "confirm_timeout"),
+        ({"confirm_timeout": True}, "confirm_timeout"),
+        ({"exchange": "nowhere", "routing_key": "x"}, "routes to 0 of the app's queues"),
+    ],
+)
+def test_retry_options_it_cannot_honour_are_refused_naming_the_option(
+    task: DLXTask, options: dict[str, object], named: str
+) -> None:
+    """Refused before anything is published (the broker in this fixture is unreachable)."""
+    with pytest.raises(ConfigurationError, match=named):
+        task.retry(countdown=1, **options)
+
+
+def test_a_json_serializer_option_overrides_a_pickle_task(task: DLXTask) -> None:
+    """As in Celery, the retry's own serializer wins over the task's: JSON passes the check and
+    the retry gets as far as the (unreachable) broker."""
+    task.serializer = "pickle"
+    with pytest.raises(RetryPublishError):
+        task.retry(countdown=1, serializer="json")
