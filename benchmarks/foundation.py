@@ -29,7 +29,7 @@ import redis
 from kombu import Connection
 
 from celery_dlx import Settings, Topology
-from celery_dlx.testing import WorkerProcess, queue_counts, wait_for_arrivals
+from celery_dlx.testing.worker import WorkerProcess, queue_counts, wait_for_arrivals
 
 from .probe_app import BROKER_URL, REDIS_URL, make_app
 

@@ -13,7 +13,7 @@ What is measured:
 
 1. *status*: ``--pending`` Celery-sized messages (~600 bytes, the headers of a real retry) are
    put into the longest delay level (15.5 days, nothing leaves during the run); then
-   :func:`celery_dlx.status.broker_status` is timed in-process (median of 5), and the whole
+   :func:`celery_dlx.ops.status.broker_status` is timed in-process (median of 5), and the whole
    ``celery -A benchmarks.ops_app:app dlx status`` command as a user runs it (median of 3;
    this includes starting Python and importing Celery).
 2. *replay*: ``--parked`` parked messages are replayed to their work queue, in-process
@@ -41,9 +41,9 @@ from amqp import Message
 from celery import Celery
 from kombu import Connection
 
-from celery_dlx.parkinglot import ParkingLot
-from celery_dlx.status import broker_status
-from celery_dlx.topology import Topology
+from celery_dlx.parking.lot import ParkingLot
+from celery_dlx.ops.status import broker_status
+from celery_dlx.broker.topology import Topology
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "operations.md"

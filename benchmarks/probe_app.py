@@ -11,7 +11,7 @@ import redis
 from celery import Celery
 
 from celery_dlx import DLXTask
-from celery_dlx.testing import record_arrival
+from celery_dlx.testing.worker import record_arrival
 
 BROKER_URL = os.environ.get("DLX_BENCH_BROKER", "amqp://guest:guest@127.0.0.1:5672//")
 REDIS_URL = os.environ.get("DLX_BENCH_REDIS", "redis://127.0.0.1:6379/0")

@@ -71,8 +71,8 @@ import redis
 from kombu import Connection
 
 from celery_dlx import Settings, Topology
-from celery_dlx.rabbitnode import RabbitNode, _tool
-from celery_dlx.testing import WorkerProcess, queue_counts
+from celery_dlx.testing.rabbitnode import RabbitNode, _tool
+from celery_dlx.testing.worker import WorkerProcess, queue_counts
 
 from .bench_app import BROKER_URL, CONTENDERS, REDIS_URL, make_app, work_queue
 

@@ -1,9 +1,9 @@
 """celery_dlx: broker-native delayed retries for Celery on RabbitMQ."""
 
 from .breaker import Breaker, BreakerOpen
-from .delays import DelayLevels, Route
+from .broker.plan import DelayLevels, Route
 from .errors import CeleryDLXError, ConfigurationError, RetryPublishError, TopologyMismatch
-from .networks import (
+from .networks.tasks import (
     AuthInvalid,
     CallDeferred,
     CallFailed,
@@ -17,13 +17,13 @@ from .networks import (
     TwitterTask,
     VerdictError,
 )
-from .pages import Guards, Halt, Page
-from .pagination import PageLedger, PageTask, cursor_pages, offset_pages, window_pages
+from .pagination.plans import Guards, Halt, Page
+from .pagination.tasks import PageLedger, PageTask, cursor_pages, offset_pages, window_pages
 from .retry import DLXTask, delayed_retry
 from .settings import Settings
-from .softlimit import SoftLimitReached, SoftLimitRetry, SoftLimitTask
-from .topology import Topology
-from .tracking import UNKNOWN, TreeResult, UntrackableTask, spawn, start_tree, state_of
+from .softlimit.task import SoftLimitReached, SoftLimitRetry, SoftLimitTask
+from .broker.topology import Topology
+from .tracking.store import UNKNOWN, TreeResult, UntrackableTask, spawn, start_tree, state_of
 
 __all__ = [
     "AuthInvalid",

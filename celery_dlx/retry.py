@@ -24,14 +24,14 @@ from celery.signals import task_retry
 from celery.utils.time import maybe_make_aware
 
 from .backoff import WaitStrategy, wait_seconds
-from .destination import retry_destination
+from .broker.destination import retry_destination
 from .errors import RetryPublishError
-from .parking import MAX_RETRIES, park
-from .publisher import publisher_for
-from .republish import republish, requeue_if_transient, uncounted, user_headers
+from .parking.park import MAX_RETRIES, park
+from .broker.publish import publisher_for
+from .broker.headers import republish, requeue_if_transient, uncounted, user_headers
 from .retry_options import check_retry_options
 from .signals import retry_published
-from .topology import DUE_HEADER
+from .broker.topology import DUE_HEADER
 
 if TYPE_CHECKING:  # billiard comes with Celery; only its type is named here
     from billiard.einfo import ExceptionInfo

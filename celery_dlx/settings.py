@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .delays import DEFAULT_LEVELS, DEFAULT_UNIT_MS, DelayLevels
+from .broker.plan import DEFAULT_LEVELS, DEFAULT_UNIT_MS, DelayLevels
 from .errors import ConfigurationError
 
 QUEUE_TYPES = ("classic", "quorum")
@@ -40,7 +40,7 @@ class Settings:
       ``CELERY_DLX_TEST_MODE=1`` (set by the pytest plugin's fixtures), so it cannot slip into
       production.
     - ``park`` (``dlx_park``): publish a task that ran out of retries, or whose failure no
-      retry can fix, to the parking queue before it fails (see :mod:`celery_dlx.parking`).
+      retry can fix, to the parking queue before it fails (see :mod:`celery_dlx.parking.park`).
     """
 
     prefix: str = "celery_dlx"

@@ -20,7 +20,7 @@ from celery import Celery
 from kombu import Connection
 
 from celery_dlx import DLXTask, Settings, Topology
-from celery_dlx.testing import WorkerProcess, queue_counts, record_arrival, wait_for_arrivals
+from celery_dlx.testing.worker import WorkerProcess, queue_counts, record_arrival, wait_for_arrivals
 
 BROKER_URL = os.environ.get("DLX_DEMO_BROKER", "amqp://guest:guest@127.0.0.1:5672//")
 REDIS_URL = os.environ.get("DLX_DEMO_REDIS", "redis://127.0.0.1:6379/0")

@@ -15,7 +15,7 @@ connects it to tasks (the network Task base classes use it by default).
 from __future__ import annotations
 
 from .breaker import DEFAULT_PREFIX, TRIP_ON, Breaker, OnUnavailable
-from .celery import BreakerOpen, breaker_for, finish, guard, report
+from .tasks import BreakerOpen, breaker_for, finish, guard, report
 from .redis_storage import RedisStorage
 from .state import (
     CALL,

@@ -1,7 +1,7 @@
 """Breaker state in Redis, shared by every worker: the production backend.
 
 Each operation is one Lua script (``lua/admit.lua``, ``lua/record.lua``, ``lua/load.lua``,
-each prepended with the shared clock and ``lua/lib.lua``, see :mod:`celery_dlx.redisscripts`) registered with redis-py's ``register_script``: a
+each prepended with the shared clock and ``lua/lib.lua``, see :mod:`celery_dlx.redisio.scripts`) registered with redis-py's ``register_script``: a
 transition is atomic, so two workers can never both take the last probe, both trip the
 breaker, or get the same slot.  Time comes from Redis's ``TIME`` inside the script (one
 clock for every worker); ``clock=`` injects one for tests.
@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 import redis
 
-from ..redisscripts import client_from_url, clock_argument, guarded, require_timeouts, script_source
+from ..redisio.scripts import client_from_url, clock_argument, guarded, require_timeouts, script_source
 from .state import Admission, Policy, State
 from .storage import BreakerUnavailable
 

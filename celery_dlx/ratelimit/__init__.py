@@ -10,7 +10,7 @@ task through the broker.
 from __future__ import annotations
 
 from .adaptive import AdaptiveRate
-from .celery import Throttled, acquire_or_retry, deferral
+from .tasks import Throttled, acquire_or_retry, deferral
 from .limit import Limit
 from .limiter import Decision, Limiter, OnUnavailable
 from .rates import Rate

@@ -1,6 +1,6 @@
 """Rate-limit state in Redis, shared by every worker: the production backend.
 
-Each operation is one Lua script (``lua/*.lua``, prepended with the shared clock and ``lua/lib.lua``, see :mod:`celery_dlx.redisscripts`), registered
+Each operation is one Lua script (``lua/*.lua``, prepended with the shared clock and ``lua/lib.lua``, see :mod:`celery_dlx.redisio.scripts`), registered
 with redis-py's ``register_script``: it runs as ``EVALSHA`` and loads itself again after a
 ``SCRIPT FLUSH`` or a failover.  A script is atomic, so one call's decision under all of its
 limits is a single round trip, and no other worker sees half of it; a batch of calls
@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 
 import redis
 
-from ..redisscripts import client_from_url, clock_argument, guarded, require_timeouts, script_source
+from ..redisio.scripts import client_from_url, clock_argument, guarded, require_timeouts, script_source
 from .budget import SAME_WINDOW_US
 from .storage import (
     ADAPTIVE,

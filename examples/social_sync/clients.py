@@ -3,11 +3,11 @@
 Each network pages differently, so each uses the celery_dlx pagination strategy that fits:
 
 - Facebook gives a follower count and takes ``offset``/``limit``: every page is known up front
-  (:func:`~celery_dlx.pagination.offset_pages`, all pages at once);
-- Twitter pages with cursors: each page launches the next (:func:`~celery_dlx.pagination.cursor_pages`);
+  (:func:`~celery_dlx.pagination.tasks.offset_pages`, all pages at once);
+- Twitter pages with cursors: each page launches the next (:func:`~celery_dlx.pagination.tasks.cursor_pages`);
 - LinkedIn's list has no total (its size is approximate) and an off-by-one that never ends:
   ``K`` pages in flight, a blank page ends a chain, the guards end the endless ones
-  (:func:`~celery_dlx.pagination.window_pages`).
+  (:func:`~celery_dlx.pagination.tasks.window_pages`).
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from typing import Any
 
 from celery.canvas import Signature
 
-from celery_dlx.pages import Page
-from celery_dlx.pagination import cursor_pages, offset_pages, window_pages
+from celery_dlx.pagination.plans import Page
+from celery_dlx.pagination.tasks import cursor_pages, offset_pages, window_pages
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from celery import Celery
 from kombu import Connection
 
 from celery_dlx import Settings, Topology
-from celery_dlx.testing import WorkerProcess, queue_counts
+from celery_dlx.testing.worker import WorkerProcess, queue_counts
 
 from .app import Config
 from .roster import NETWORKS

@@ -21,7 +21,7 @@ from celery import Celery
 from tenacity import wait_fixed
 
 from celery_dlx.breaker import Policy
-from celery_dlx.networks import FacebookTask
+from celery_dlx.networks.tasks import FacebookTask
 
 from .dlx_app import REDIS_URL
 from .dlx_app import make_app as make_dlx_app

@@ -18,8 +18,8 @@ from celery import Celery, Task
 from kombu import Queue
 
 from celery_dlx import DLXTask, delayed_retry
-from celery_dlx.bootstep import install
-from celery_dlx.testing import record_arrival
+from celery_dlx.ops.bootstep import install
+from celery_dlx.testing.worker import record_arrival
 
 from . import retry_options_app
 

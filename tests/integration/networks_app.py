@@ -1,7 +1,7 @@
 """The Celery app of the network-task integration tests, run in a real worker.
 
 It is ``dlx_app``'s app (same ``DLX_TEST_*`` environment, same queues and topology) with
-tasks built on :mod:`celery_dlx.networks` that call a test HTTP server with ``requests``.
+tasks built on :mod:`celery_dlx.networks.tasks` that call a test HTTP server with ``requests``.
 Every attempt is recorded in a Redis list (time, retry number, the exchange the delivery
 came from and the ``kwargsrepr`` header it carried) so tests can check what the broker
 delivered, and when, independently of the result backend.
@@ -21,7 +21,7 @@ from celery import Celery
 from tenacity import wait_fixed
 
 from celery_dlx.classify import Verdict
-from celery_dlx.networks import TwitterTask
+from celery_dlx.networks.tasks import TwitterTask
 
 from .dlx_app import REDIS_URL
 from .dlx_app import make_app as make_dlx_app

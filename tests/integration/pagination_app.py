@@ -16,11 +16,11 @@ import redis
 from celery import Celery, Task
 from kombu import Queue
 
-from celery_dlx.pages import Page
-from celery_dlx.pagination import PageTask
-from celery_dlx.session import TimedSession
-from celery_dlx.softlimit import SoftLimitTask
-from celery_dlx.testing import record_arrival
+from celery_dlx.pagination.plans import Page
+from celery_dlx.pagination.tasks import PageTask
+from celery_dlx.softlimit.http_session import TimedSession
+from celery_dlx.softlimit.task import SoftLimitTask
+from celery_dlx.testing.worker import record_arrival
 
 from .dlx_app import BROKER_URL, REDIS_URL
 

@@ -20,7 +20,7 @@ from celery.exceptions import Retry
 
 from celery_dlx import DLXTask
 from celery_dlx.ratelimit import Limit, Limiter, RedisStorage, acquire_or_retry
-from celery_dlx.testing import record_arrival
+from celery_dlx.testing.worker import record_arrival
 
 from .dlx_app import REDIS_URL, make_app
 

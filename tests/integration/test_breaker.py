@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from celery_dlx.breaker import OPEN, Breaker, RedisStorage
-from celery_dlx.testing import WorkerProcess
+from celery_dlx.testing.worker import WorkerProcess
 
 from . import breaker_app
 from .conftest import ROOT, DLXEnv

@@ -19,8 +19,8 @@ import pika
 import pytest
 import redis
 
-from celery_dlx.parkinglot import BATCH
-from celery_dlx.testing import WorkerProcess, queue_counts, wait_until
+from celery_dlx.parking.lot import BATCH
+from celery_dlx.testing.worker import WorkerProcess, queue_counts, wait_until
 
 from .conftest import ROOT, DLXEnv, rabbitmqctl
 from .dlx_app import BROKER_URL
@@ -344,7 +344,7 @@ def test_a_worker_with_the_bootstep_declares_the_topology_before_consuming(
 
 def test_status_shows_each_circuit_breaker_state(make_env: Callable[..., DLXEnv], store: redis.Redis) -> None:
     from celery_dlx.breaker import FAILURE
-    from celery_dlx.breaker.celery import breaker_for
+    from celery_dlx.breaker.tasks import breaker_for
 
     from .breaker_app import make_app as make_breaker_app
 

@@ -17,9 +17,9 @@ import pytest
 from celery import Celery
 from kombu import Connection
 
-from celery_dlx.networks import AuthInvalid
-from celery_dlx.parkinglot import ParkingLot
-from celery_dlx.testing import WorkerProcess, wait_until
+from celery_dlx.networks.tasks import AuthInvalid
+from celery_dlx.parking.lot import ParkingLot
+from celery_dlx.testing.worker import WorkerProcess, wait_until
 
 from . import networks_app
 from .conftest import ROOT, DLXEnv

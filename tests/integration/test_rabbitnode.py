@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from kombu import Connection, Producer, Queue
 
-from celery_dlx.rabbitnode import RabbitNode
+from celery_dlx.testing.rabbitnode import RabbitNode
 
 from .conftest import rabbitmqctl
 

@@ -13,8 +13,8 @@ import pytest
 import redis
 
 from celery_dlx.ratelimit import Rate
-from celery_dlx.ratelimit.celery import MAX_JITTER
-from celery_dlx.testing import WorkerProcess
+from celery_dlx.ratelimit.tasks import MAX_JITTER
+from celery_dlx.testing.worker import WorkerProcess
 from tests.unit.test_ratelimit_concurrency import busiest_window
 
 from .conftest import ROOT, DLXEnv, _cleanup

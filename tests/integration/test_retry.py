@@ -12,7 +12,7 @@ import pytest
 from celery.result import AsyncResult
 
 from celery_dlx import DelayLevels
-from celery_dlx.testing import queue_counts
+from celery_dlx.testing.worker import queue_counts
 
 from .conftest import DLXEnv, rabbitmqctl
 from .dlx_app import BROKER_URL

@@ -10,7 +10,7 @@ import pytest
 from kombu import Connection
 
 from celery_dlx import Topology, TopologyMismatch
-from celery_dlx.testing import queue_counts
+from celery_dlx.testing.worker import queue_counts
 
 from .conftest import DLXEnv, rabbitmqctl
 from .dlx_app import BROKER_URL
@@ -120,7 +120,7 @@ def test_a_drifted_topology_fails_retries_fast_without_redeclaring(
 ) -> None:
     """One declare finds the drift; the next retries in the process fail with the same report
     without ~90 declarations (and broker channel errors) each."""
-    from celery_dlx.publisher import publisher_for
+    from celery_dlx.broker.publish import publisher_for
 
     dlx = make_env(worker=False)
     channel = observer.channel()

@@ -15,8 +15,8 @@ import pika
 import pytest
 from kombu import Connection, Queue
 
-from celery_dlx.topology import destination_binding_arguments
-from celery_dlx.verify import Difference, Entity, Report, verify
+from celery_dlx.broker.topology import destination_binding_arguments
+from celery_dlx.ops.verify import Difference, Entity, Report, verify
 
 from .conftest import DLXEnv, rabbitmqctl, require
 from .dlx_app import BROKER_URL

@@ -29,8 +29,8 @@ from celery import Celery
 from kombu import Connection
 
 from celery_dlx import Settings, Topology
-from celery_dlx.rabbitnode import RABBITMQ_BIN, RabbitNode
-from celery_dlx.testing import WorkerProcess, queue_counts
+from celery_dlx.testing.rabbitnode import RABBITMQ_BIN, RabbitNode
+from celery_dlx.testing.worker import WorkerProcess, queue_counts
 
 from .rel_app import REDIS_URL, make_app
 

@@ -22,8 +22,8 @@ from kombu import Connection, Exchange, Producer
 from kombu.exceptions import EncodeError
 
 from celery_dlx import DelayLevels
-from celery_dlx.rabbitnode import RabbitNode
-from celery_dlx.testing import wait_until
+from celery_dlx.testing.rabbitnode import RabbitNode
+from celery_dlx.testing.worker import wait_until
 
 from .conftest import FULL, RelEnv, url_of
 from .rel_app import unserializable

@@ -10,8 +10,8 @@ from collections.abc import Callable
 
 import pytest
 
-from celery_dlx.rabbitnode import RabbitNode
-from celery_dlx.testing import queue_counts, wait_until
+from celery_dlx.testing.rabbitnode import RabbitNode
+from celery_dlx.testing.worker import queue_counts, wait_until
 
 from .conftest import FULL_ONLY, RelEnv, preload_retries, url_of
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from celery_dlx.rabbitnode import RabbitNode
-from celery_dlx.testing import queue_counts
+from celery_dlx.testing.rabbitnode import RabbitNode
+from celery_dlx.testing.worker import queue_counts
 
 from .conftest import (
     FULL_ONLY,

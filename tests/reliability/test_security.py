@@ -14,8 +14,8 @@ import pytest
 
 from kombu import Connection
 
-from celery_dlx.rabbitnode import RabbitNode
-from celery_dlx.testing import wait_until
+from celery_dlx.testing.rabbitnode import RabbitNode
+from celery_dlx.testing.worker import wait_until
 
 from .conftest import PASSWORD, RelEnv, url_of
 

@@ -24,8 +24,8 @@ from celery_dlx.breaker import (
     RedisStorage,
     breaker_for,
 )
-from celery_dlx.breaker import celery as integration
-from celery_dlx.networks import CallFailed, FacebookTask, HTTPTask, TwitterTask
+from celery_dlx.breaker import tasks as integration
+from celery_dlx.networks.tasks import CallFailed, FacebookTask, HTTPTask, TwitterTask
 
 from .ratelimit_support import FakeClock
 

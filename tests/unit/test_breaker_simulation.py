@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from celery_dlx.backoff import WaitStrategy, wait_seconds
 from celery_dlx.breaker import Breaker, MemoryStorage, Policy
 from celery_dlx.classify import VerdictKind
-from celery_dlx.networks import HTTPTask
+from celery_dlx.networks.tasks import HTTPTask
 
 from .ratelimit_support import FakeClock
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from celery_dlx.delays import MAX_LEVELS, DelayLevels
+from celery_dlx.broker.plan import MAX_LEVELS, DelayLevels
 
 LEVELS = DelayLevels()
 delays = st.floats(min_value=0, max_value=LEVELS.max_delay, allow_nan=False, allow_infinity=False)

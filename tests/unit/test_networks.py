@@ -18,7 +18,7 @@ from tenacity import wait_fixed
 
 from celery_dlx import DLXTask
 from celery_dlx.classify import Verdict, VerdictKind, registry
-from celery_dlx.networks import (
+from celery_dlx.networks.tasks import (
     AuthInvalid,
     CallDeferred,
     CallFailed,

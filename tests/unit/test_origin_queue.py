@@ -9,7 +9,7 @@ import pytest
 from celery import Celery, Task
 from kombu import Exchange, Queue
 
-from celery_dlx.destination import origin_queue
+from celery_dlx.broker.destination import origin_queue
 
 
 @pytest.fixture

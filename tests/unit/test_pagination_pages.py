@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from celery_dlx.pages import (
+from celery_dlx.pagination.plans import (
     Guards,
     Halt,
     Mode,

@@ -20,8 +20,7 @@ from celery_dlx.ratelimit import (
     acquire_or_retry,
     deferral,
 )
-from celery_dlx.ratelimit import celery as integration
-
+from celery_dlx.ratelimit import tasks as integration
 from .ratelimit_support import FakeClock
 
 

@@ -9,7 +9,7 @@ from celery import Celery, Task
 from kombu import Exchange, Queue
 
 from celery_dlx import ConfigurationError
-from celery_dlx.destination import key_matches, retry_destination
+from celery_dlx.broker.destination import key_matches, retry_destination
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from celery_dlx.classify import VerdictKind, classify
-from celery_dlx.pages import Mode, Page
+from celery_dlx.pagination.plans import Mode, Page
 from examples.social_sync import roster
 from examples.social_sync.clients import Call, FacebookAPI, FollowersAPI, LinkedInAPI, TwitterAPI
 from examples.social_sync.roster import FULL, SHORT, Account

@@ -7,8 +7,8 @@ import pytest
 from celery import Celery, chain, group
 
 from celery_dlx import ConfigurationError
-from celery_dlx.pagination import PageTask, cursor_pages, offset_pages
-from celery_dlx.tracking import DEFAULT_TTL, TrackingConfig, TreeResult, UntrackableTask, start_tree
+from celery_dlx.pagination.tasks import PageTask, cursor_pages, offset_pages
+from celery_dlx.tracking.store import DEFAULT_TTL, TrackingConfig, TreeResult, UntrackableTask, start_tree
 
 
 def test_tracking_uses_the_redis_result_backend_by_default() -> None:

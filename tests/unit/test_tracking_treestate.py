@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import pytest
 from celery import states
 
-from celery_dlx.treestate import FAILED_STATES, SUCCESS, observe_tree
+from celery_dlx.tracking.progress import FAILED_STATES, SUCCESS, observe_tree
 
 
 class Tree:

@@ -14,8 +14,8 @@ import pytest
 from kombu import Connection, Exchange, Queue
 
 from celery_dlx import Settings, Topology
-from celery_dlx.delays import DelayLevels
-from celery_dlx.verify import BrokerState, Entity, ManagementAPI, ManagementUnavailable, Report, _refusal, diff, expected, verify
+from celery_dlx.broker.plan import DelayLevels
+from celery_dlx.ops.verify import BrokerState, Entity, ManagementAPI, ManagementUnavailable, Report, _refusal, diff, expected, verify
 
 WORK = Queue("p.work", Exchange("p.work"), routing_key="p.work")
 

@@ -4,13 +4,13 @@ and refuses to start when the broker's topology has drifted from what the app ex
 Without it, a drifted topology shows up only at the first retry, as failed retries.  With it,
 a worker that would publish into a mismatched topology never starts::
 
-    from celery_dlx.bootstep import install
+    from celery_dlx.ops.bootstep import install
     install(app)                            # adds TopologyStep to the worker blueprint
     app.conf.dlx_worker_topology = "verify"  # or "declare" (the default), or "off"
 
 - ``declare``: declare the topology and the app's work queues (idempotent); an entity the
   broker has with other arguments is drift.
-- ``verify``: read-only check (:mod:`celery_dlx.verify`), for deployments where topology is
+- ``verify``: read-only check (:mod:`celery_dlx.ops.verify`), for deployments where topology is
   declared at release time (``celery dlx declare``) and workers must not change the broker.
 
 On drift the step logs the difference and the worker exits with status 1.
@@ -23,9 +23,9 @@ from typing import Any
 
 from celery import Celery, bootsteps
 
-from .errors import ConfigurationError, TopologyMismatch
-from .settings import Settings
-from .topology import Topology
+from ..errors import ConfigurationError, TopologyMismatch
+from ..settings import Settings
+from ..broker.topology import Topology
 from .verify import verify
 
 logger = logging.getLogger(__name__)

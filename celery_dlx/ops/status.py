@@ -18,9 +18,9 @@ from amqp.exceptions import NotFound
 from celery import Celery
 from kombu import Connection
 
-from .breaker import BreakerUnavailable
-from .breaker.celery import breaker_for
-from .topology import Topology
+from ..breaker import BreakerUnavailable
+from ..breaker.tasks import breaker_for
+from ..broker.topology import Topology
 
 
 @dataclass(frozen=True)

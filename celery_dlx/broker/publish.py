@@ -19,8 +19,8 @@ from celery import Celery
 from celery.exceptions import Reject
 from kombu import Connection, Producer
 
-from .errors import RetryPublishError, TopologyMismatch
-from .settings import Settings
+from ..errors import RetryPublishError, TopologyMismatch
+from ..settings import Settings
 from .topology import Topology
 
 

@@ -7,7 +7,7 @@ reports ``PENDING`` both for a task that has not run yet and for an id it never 
   by :func:`start_tree`, children by :func:`spawn` (called by the running parent, so a child is
   registered before its parent finishes);
 - :class:`TreeResult` reads the tree's ids, then their states from the result backend, then
-  counts the ids again (:func:`celery_dlx.treestate.observe_tree`), and says ``ready()`` only
+  counts the ids again (:func:`celery_dlx.tracking.progress.observe_tree`), and says ``ready()`` only
   when every state is final *and* no id was added meanwhile.  It never says done early: a task
   that is retrying is in RETRY, not final; a child spawned after the ids were read was
   registered before its parent's final state was written, so the second count sees it;
@@ -39,9 +39,9 @@ from celery.exceptions import TimeoutError as CeleryTimeoutError
 from celery.result import AsyncResult, ResultSet
 from celery.states import PENDING
 
-from .errors import CeleryDLXError, ConfigurationError
-from .settings import Settings
-from .treestate import SUCCESS, TreeProgress, observe_tree
+from ..errors import CeleryDLXError, ConfigurationError
+from ..settings import Settings
+from .progress import SUCCESS, TreeProgress, observe_tree
 
 #: ``state_of`` for an id celery_dlx never registered (or whose registration expired).
 UNKNOWN = "UNKNOWN"

@@ -27,7 +27,7 @@ What happens, by verdict kind:
 
 Failures of the kinds in :attr:`park_verdicts` (AUTH_INVALID, PERMISSION and BAD_REQUEST by
 default: a new token, a granted permission or a deployed fix makes them work) are parked
-before the task fails (:mod:`celery_dlx.parking`, ``dlx_park``), so ``celery dlx replay`` can
+before the task fails (:mod:`celery_dlx.parking.park`, ``dlx_park``), so ``celery dlx replay`` can
 send them back to work; NOT_FOUND is not (the object is gone).  Exhausted retries are parked
 too, as for every :class:`~celery_dlx.DLXTask`.
 
@@ -60,14 +60,14 @@ from typing import Any, ClassVar, NoReturn
 from celery.utils.saferepr import saferepr
 from tenacity import wait_exponential, wait_random
 
-from .backoff import WaitStrategy, wait_seconds
-from .breaker import Breaker, Policy
-from .breaker import celery as breakers
-from .classify import Verdict, VerdictKind, classify
-from .errors import CeleryDLXError
-from .parking import park
-from .redact import redact, redact_value
-from .retry import DLXTask
+from ..backoff import WaitStrategy, wait_seconds
+from ..breaker import Breaker, Policy
+from ..breaker import tasks as breakers
+from ..classify import Verdict, VerdictKind, classify
+from ..errors import CeleryDLXError
+from ..parking.park import park
+from ..redact import redact, redact_value
+from ..retry import DLXTask
 
 logger = logging.getLogger(__name__)
 

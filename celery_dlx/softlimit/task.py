@@ -5,7 +5,7 @@ fails with ``SoftTimeLimitExceeded``.  :class:`SoftLimitRetry` turns that except
 :func:`~celery_dlx.delayed_retry`, so a call that ran out of time is tried again later (with
 the task's ``retry_wait``, ``default_retry_delay`` and ``max_retries``) while the worker holds
 nothing.  And an open socket can outlive the soft limit; :func:`remaining_soft_time` tells an
-HTTP client (``celery_dlx.session.TimedSession``) how long it may still wait.
+HTTP client (``celery_dlx.softlimit.http_session.TimedSession``) how long it may still wait.
 
 The clock starts when the worker starts the task (Celery's ``task_prerun`` signal, connected
 when this module is imported); a call outside a worker counts from the call.
@@ -21,7 +21,7 @@ from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import task_prerun
 
-from .retry import DLXTask, delayed_retry
+from ..retry import DLXTask, delayed_retry
 
 logger = logging.getLogger(__name__)
 

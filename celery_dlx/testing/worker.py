@@ -21,7 +21,7 @@ from typing import Any
 import redis
 from kombu import Connection
 
-from .topology import DESTINATION_HEADER, DUE_HEADER
+from ..broker.topology import DESTINATION_HEADER, DUE_HEADER
 
 
 def record_arrival(store: redis.Redis, key: str, request: Any) -> None:

@@ -1,7 +1,7 @@
 """Paginated fetching as a tree of small page tasks: canvas builders, the page task, its ledger.
 
 One request ("sync this account's 2 million followers") becomes one task per page, one API
-call each; :mod:`celery_dlx.pages` plans the pages, :mod:`celery_dlx.tracking` knows when the
+call each; :mod:`celery_dlx.pagination.plans` plans the pages, :mod:`celery_dlx.tracking.store` knows when the
 whole tree is done.  A page task gets the run's own arguments (ids, never API data) and a
 ``page`` (offset or cursor, size: primitives only), and calls :meth:`PageTask.turn_page`
 with the ids of what it fetched, which
@@ -46,12 +46,12 @@ from typing import Any, cast
 from celery import Celery, Task
 from celery.canvas import Signature, group
 
-from .errors import CeleryDLXError
-from .pages import Guards, Halt, Observation, Page, cursor_plan, fingerprint, next_step, offset_plan, window_plan
-from .destination import origin_queue
-from .retry import DLXTask
-from .softlimit import SoftLimitRetry
-from .tracking import TrackingConfig, spawn
+from ..errors import CeleryDLXError
+from .plans import Guards, Halt, Observation, Page, cursor_plan, fingerprint, next_step, offset_plan, window_plan
+from ..broker.destination import origin_queue
+from ..retry import DLXTask
+from ..softlimit.task import SoftLimitRetry
+from ..tracking.store import TrackingConfig, spawn
 
 logger = logging.getLogger(__name__)
 
@@ -152,8 +152,8 @@ class PageLedger:
 class Paginated:
     """Mixin for a Celery ``Task`` class: the page protocol (see the module docstring).
 
-    The task is called with ``page=`` (a :class:`~celery_dlx.pages.Page` in message form) and
-    its body receives a :class:`~celery_dlx.pages.Page`.  ``page_guards`` sets the guards.
+    The task is called with ``page=`` (a :class:`~celery_dlx.pagination.plans.Page` in message form) and
+    its body receives a :class:`~celery_dlx.pagination.plans.Page`.  ``page_guards`` sets the guards.
     """
 
     #: Limits against endless pagination (a task option: ``@app.task(page_guards=Guards(...))``).

@@ -22,7 +22,7 @@ import random
 from celery import Task
 
 from ..errors import CeleryDLXError
-from ..destination import origin_queue
+from ..broker.destination import origin_queue
 from ..retry import delayed_retry
 from .limiter import Decision, Limiter
 

@@ -30,11 +30,11 @@ from typing import Any
 from celery import Task
 from celery.exceptions import Reject
 
-from .publisher import publisher_for
-from .redact import redact
-from .destination import origin_queue
-from .republish import REPLAYS_HEADER, republish, requeue_if_transient, uncounted, without_death
-from .topology import DESTINATION_HEADER
+from ..broker.publish import publisher_for
+from ..redact import redact
+from ..broker.destination import origin_queue
+from ..broker.headers import REPLAYS_HEADER, republish, requeue_if_transient, uncounted, without_death
+from ..broker.topology import DESTINATION_HEADER
 
 logger = logging.getLogger(__name__)
 

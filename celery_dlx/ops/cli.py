@@ -25,12 +25,12 @@ from celery import Celery
 from celery.bin.base import CeleryCommand, CeleryOption, handle_preload_options
 from kombu import Connection
 
-from .errors import CeleryDLXError, TopologyMismatch
-from .parkinglot import ParkingLot, ReplayError, SweepResult
-from .publisher import publisher_for
-from .settings import Settings
+from ..errors import CeleryDLXError, TopologyMismatch
+from ..parking.lot import ParkingLot, ReplayError, SweepResult
+from ..broker.publish import publisher_for
+from ..settings import Settings
 from .status import Status, broker_status
-from .topology import DESTINATION_HEADER, DUE_HEADER, Topology
+from ..broker.topology import DESTINATION_HEADER, DUE_HEADER, Topology
 from .verify import verify as verify_topology
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_PARTIAL = 0, 1, 2, 3, 4

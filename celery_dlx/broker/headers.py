@@ -4,7 +4,7 @@ exchange of celery_dlx (a delay level, or the parking lot).
 Celery's :meth:`~celery.Task.retry` is used as the message builder: task id, root and parent
 ids, stamps, the retry count and every other header stay Celery's.  Only where the message goes
 and how it is published differ: persistent, mandatory, JSON, confirmed by the broker on the
-process's :class:`~celery_dlx.publisher.RetryPublisher` connection.
+process's :class:`~celery_dlx.broker.publish.RetryPublisher` connection.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from celery.exceptions import Reject, Retry
 from celery.utils.saferepr import saferepr
 from kombu.exceptions import OperationalError
 
-from .errors import RetryPublishError
-from .publisher import RetryPublisher
-from .redact import redact
+from ..errors import RetryPublishError
+from .publish import RetryPublisher
+from ..redact import redact
 from .topology import DESTINATION_HEADER
 
 logger = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 
 It runs in deploy pipelines and before workers start, against production brokers, so it never
 creates, changes or deletes anything: it reports.  What it expects comes from the same
-:class:`~celery_dlx.topology.Topology` objects that ``declare`` uses, plus the application's
+:class:`~celery_dlx.broker.topology.Topology` objects that ``declare`` uses, plus the application's
 work queues (each bound to ``deliver``).
 
 Two ways to read the broker:
@@ -35,8 +35,8 @@ from amqp.exceptions import AccessRefused, NotFound, PreconditionFailed
 from kombu import Connection, Exchange, Queue
 from kombu.transport.base import to_rabbitmq_queue_arguments
 
-from .errors import CeleryDLXError
-from .topology import Topology, destination_binding_arguments
+from ..errors import CeleryDLXError
+from ..broker.topology import Topology, destination_binding_arguments
 
 QUEUE_TYPE_ARG = "x-queue-type"
 #: Management API ports RabbitMQ listens on by default, without and with TLS.

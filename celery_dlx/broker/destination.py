@@ -15,7 +15,7 @@ from typing import Any
 from celery import Task
 from kombu import Exchange, Queue
 
-from .errors import ConfigurationError
+from ..errors import ConfigurationError
 from .topology import DESTINATION_HEADER
 
 

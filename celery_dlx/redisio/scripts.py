@@ -18,7 +18,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ReadOnlyError
 from redis.retry import Retry
 
-from .errors import ConfigurationError
+from ..errors import ConfigurationError
 
 #: Errors that mean Redis cannot answer now (down, too slow, failing over), not a bug.
 UNAVAILABLE: tuple[type[Exception], ...] = (redis.ConnectionError, redis.TimeoutError, ReadOnlyError)

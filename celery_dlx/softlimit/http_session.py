@@ -11,8 +11,8 @@ task that is running when it is made (``celery.current_task``)::
 
 Each connect and read waits at most its cap and at most the time left before the soft limit
 less ``margin``.  When that bound is what cut a wait short, or no time is left to start a
-request, :class:`~celery_dlx.softlimit.SoftLimitReached` is raised — a
-``SoftTimeLimitExceeded``, so :class:`~celery_dlx.softlimit.SoftLimitRetry` retries the task
+request, :class:`~celery_dlx.softlimit.task.SoftLimitReached` is raised — a
+``SoftTimeLimitExceeded``, so :class:`~celery_dlx.softlimit.task.SoftLimitRetry` retries the task
 through the broker, in pools where the soft limit's signal cannot interrupt a socket (threads,
 gevent, eventlet) as in prefork.  A timeout within the caps stays ``requests.Timeout``.
 
@@ -30,8 +30,8 @@ from urllib.parse import urlsplit
 import requests
 from celery import current_task
 
-from .softlimit import SoftLimitReached, remaining_soft_time
-from .timeouts import http_timeouts
+from .task import SoftLimitReached, remaining_soft_time
+from .http_timeouts import http_timeouts
 
 
 class TimedSession(requests.Session):

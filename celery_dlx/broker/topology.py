@@ -1,6 +1,6 @@
 """The broker entities behind delayed retries, as kombu objects, and their declaration.
 
-Layout for ``prefix`` ``p``, unit ``u`` and levels ``0..N-1`` (see :mod:`celery_dlx.delays`)::
+Layout for ``prefix`` ``p``, unit ``u`` and levels ``0..N-1`` (see :mod:`celery_dlx.broker.plan`)::
 
     publish (key "1.0.1") -> exchange p.delay.<u>ms.L02 (topic; the route's highest level)
         "*.*.1.#" -> queue p.delay.<u>ms.L02 (TTL u*4) --expires--> exchange p.delay.<u>ms.L01
@@ -29,9 +29,9 @@ from typing import Any
 from amqp.exceptions import PreconditionFailed
 from kombu import Connection, Exchange, Queue
 
-from .delays import Route
-from .errors import TopologyMismatch
-from .settings import Settings
+from .plan import Route
+from ..errors import TopologyMismatch
+from ..settings import Settings
 
 #: Message header naming the work queue a delayed message goes back to.
 DESTINATION_HEADER = "dlx_queue"
