@@ -1,29 +1,67 @@
-"""celery_dlx: broker-native delayed retries for Celery on RabbitMQ."""
+"""celery_dlx: broker-native delayed retries for Celery on RabbitMQ.
 
-from .breaker import Breaker, BreakerOpen
-from .broker.plan import DelayLevels, Route
-from .errors import CeleryDLXError, ConfigurationError, RetryPublishError, TopologyMismatch
-from .networks.tasks import (
-    AuthInvalid,
-    CallDeferred,
-    CallFailed,
-    FacebookTask,
-    GitHubTask,
-    HTTPTask,
-    InstagramTask,
-    LinkedInTask,
-    MastodonTask,
-    RedditTask,
-    TwitterTask,
-    VerdictError,
-)
-from .pagination.plans import Guards, Halt, Page
-from .pagination.tasks import PageLedger, PageTask, cursor_pages, offset_pages, window_pages
-from .retry import DLXTask, delayed_retry
-from .settings import Settings
-from .softlimit.task import SoftLimitReached, SoftLimitRetry, SoftLimitTask
-from .broker.topology import Topology
-from .tracking.store import UNKNOWN, TreeResult, UntrackableTask, spawn, start_tree, state_of
+Every public name is loaded on first use (PEP 562), so importing a part of the package (the
+delay planner, the classifiers) does not import Celery, kombu or redis.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ._lazy import lazy_names
+
+if TYPE_CHECKING:
+    from .breaker import Breaker, BreakerOpen
+    from .broker.plan import DelayLevels, Route
+    from .broker.topology import Topology
+    from .errors import CeleryDLXError, ConfigurationError, RetryPublishError, TopologyMismatch
+    from .networks import (
+        AuthInvalid,
+        CallDeferred,
+        CallFailed,
+        FacebookTask,
+        GitHubTask,
+        HTTPTask,
+        InstagramTask,
+        LinkedInTask,
+        MastodonTask,
+        RedditTask,
+        TwitterTask,
+        VerdictError,
+    )
+    from .pagination import Guards, Halt, Page, PageLedger, PageTask, cursor_pages, offset_pages, window_pages
+    from .retry import DLXTask, delayed_retry
+    from .settings import Settings
+    from .softlimit import SoftLimitReached, SoftLimitRetry, SoftLimitTask
+    from .tracking import UNKNOWN, TreeResult, UntrackableTask, spawn, start_tree, state_of
+
+_MODULES = {
+    ".breaker": ("Breaker", "BreakerOpen"),
+    ".broker.plan": ("DelayLevels", "Route"),
+    ".broker.topology": ("Topology",),
+    ".errors": ("CeleryDLXError", "ConfigurationError", "RetryPublishError", "TopologyMismatch"),
+    ".networks": (
+        "AuthInvalid",
+        "CallDeferred",
+        "CallFailed",
+        "FacebookTask",
+        "GitHubTask",
+        "HTTPTask",
+        "InstagramTask",
+        "LinkedInTask",
+        "MastodonTask",
+        "RedditTask",
+        "TwitterTask",
+        "VerdictError",
+    ),
+    ".pagination": ("Guards", "Halt", "Page", "PageLedger", "PageTask", "cursor_pages", "offset_pages", "window_pages"),
+    ".retry": ("DLXTask", "delayed_retry"),
+    ".settings": ("Settings",),
+    ".softlimit": ("SoftLimitReached", "SoftLimitRetry", "SoftLimitTask"),
+    ".tracking": ("UNKNOWN", "TreeResult", "UntrackableTask", "spawn", "start_tree", "state_of"),
+}
+
+__getattr__, __dir__ = lazy_names(__name__, {name: module for module, names in _MODULES.items() for name in names})
 
 __all__ = [
     "AuthInvalid",

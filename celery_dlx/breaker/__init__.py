@@ -14,25 +14,61 @@ connects it to tasks (the network Task base classes use it by default).
 
 from __future__ import annotations
 
-from .breaker import DEFAULT_PREFIX, TRIP_ON, Breaker, OnUnavailable
-from .tasks import BreakerOpen, breaker_for, finish, guard, report
-from .redis_storage import RedisStorage
-from .state import (
-    CALL,
-    CLOSED,
-    DEFER,
-    FAILURE,
-    HALF_OPEN,
-    OPEN,
-    PROBE,
-    RELEASE,
-    SUCCESS,
-    Admission,
-    Policy,
-    Snapshot,
-    State,
-)
-from .storage import BreakerUnavailable, MemoryStorage, Storage
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_names
+
+if TYPE_CHECKING:
+    from .breaker import DEFAULT_PREFIX, TRIP_ON, Breaker, OnUnavailable
+    from .tasks import BreakerOpen, breaker_for, finish, guard, report
+    from .redis_storage import RedisStorage
+    from .state import (
+        CALL,
+        CLOSED,
+        DEFER,
+        FAILURE,
+        HALF_OPEN,
+        OPEN,
+        PROBE,
+        RELEASE,
+        SUCCESS,
+        Admission,
+        Policy,
+        Snapshot,
+        State,
+    )
+    from .storage import BreakerUnavailable, MemoryStorage, Storage
+
+_NAMES = {
+    "DEFAULT_PREFIX": ".breaker",
+    "TRIP_ON": ".breaker",
+    "Breaker": ".breaker",
+    "OnUnavailable": ".breaker",
+    "BreakerOpen": ".tasks",
+    "breaker_for": ".tasks",
+    "finish": ".tasks",
+    "guard": ".tasks",
+    "report": ".tasks",
+    "RedisStorage": ".redis_storage",
+    "CALL": ".state",
+    "CLOSED": ".state",
+    "DEFER": ".state",
+    "FAILURE": ".state",
+    "HALF_OPEN": ".state",
+    "OPEN": ".state",
+    "PROBE": ".state",
+    "RELEASE": ".state",
+    "SUCCESS": ".state",
+    "Admission": ".state",
+    "Policy": ".state",
+    "Snapshot": ".state",
+    "State": ".state",
+    "BreakerUnavailable": ".storage",
+    "MemoryStorage": ".storage",
+    "Storage": ".storage",
+}
+
+__getattr__, __dir__ = lazy_names(__name__, _NAMES)
 
 __all__ = [
     "CALL",

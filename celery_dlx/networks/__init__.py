@@ -1,20 +1,44 @@
-"""Task base classes for social networks' APIs: act on a response's verdict."""
+"""Task base classes for social networks' APIs: each acts on the verdict of
+:mod:`celery_dlx.classify` (retry through the broker, defer, park, fail).
+"""
 
-from .tasks import (
-    AuthInvalid,
-    CallDeferred,
-    CallFailed,
-    FacebookTask,
-    GitHubTask,
-    HTTPTask,
-    InstagramTask,
-    LinkedInTask,
-    MastodonTask,
-    RedditTask,
-    TwitterTask,
-    VerdictError,
-)
+from __future__ import annotations
 
-# The public path of the errors (a parked message records it as the error's type).
-for _error in (VerdictError, CallFailed, AuthInvalid, CallDeferred):
-    _error.__module__ = __name__
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_names
+
+if TYPE_CHECKING:
+    from .tasks import AuthInvalid, CallDeferred, CallFailed, FacebookTask, GitHubTask, HTTPTask, InstagramTask, LinkedInTask, MastodonTask, RedditTask, TwitterTask, VerdictError
+
+_NAMES = {
+    "AuthInvalid": ".tasks",
+    "CallDeferred": ".tasks",
+    "CallFailed": ".tasks",
+    "FacebookTask": ".tasks",
+    "GitHubTask": ".tasks",
+    "HTTPTask": ".tasks",
+    "InstagramTask": ".tasks",
+    "LinkedInTask": ".tasks",
+    "MastodonTask": ".tasks",
+    "RedditTask": ".tasks",
+    "TwitterTask": ".tasks",
+    "VerdictError": ".tasks",
+}
+
+__getattr__, __dir__ = lazy_names(__name__, _NAMES)
+
+__all__ = [
+    "AuthInvalid",
+    "CallDeferred",
+    "CallFailed",
+    "FacebookTask",
+    "GitHubTask",
+    "HTTPTask",
+    "InstagramTask",
+    "LinkedInTask",
+    "MastodonTask",
+    "RedditTask",
+    "TwitterTask",
+    "VerdictError",
+]

@@ -348,3 +348,8 @@ class GitHubTask(HTTPTask):
 
     abstract = True
     network = "github"
+
+
+# The errors' public path, which a parked message records as its error type.
+for _error in (VerdictError, CallFailed, AuthInvalid, CallDeferred):
+    _error.__module__ = "celery_dlx.networks"

@@ -1,0 +1,5 @@
+"""Operating celery_dlx: the ``celery dlx`` CLI, the worker bootstep, status and verify.
+"""
+
+from __future__ import annotations
+

@@ -81,5 +81,9 @@ def _check(mode: str, connection: Any, topology: Topology, queues: list[Any]) ->
 
 
 def install(app: Celery) -> None:
-    """Add :class:`TopologyStep` to ``app``'s worker blueprint."""
+    """Add :class:`TopologyStep` to ``app``'s worker blueprint, and start the clock that
+    :func:`~celery_dlx.softlimit.remaining_soft_time` reads."""
+    from ..softlimit.task import start_clock
+
+    start_clock()
     app.steps["worker"].add(TopologyStep)

@@ -9,13 +9,38 @@ task through the broker.
 
 from __future__ import annotations
 
-from .adaptive import AdaptiveRate
-from .tasks import Throttled, acquire_or_retry, deferral
-from .limit import Limit
-from .limiter import Decision, Limiter, OnUnavailable
-from .rates import Rate
-from .redis_storage import RedisStorage
-from .storage import Answer, MemoryStorage, Slot, Storage, StorageUnavailable
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_names
+
+if TYPE_CHECKING:
+    from .adaptive import AdaptiveRate
+    from .tasks import Throttled, acquire_or_retry, deferral
+    from .limit import Limit
+    from .limiter import Decision, Limiter, OnUnavailable
+    from .rates import Rate
+    from .redis_storage import RedisStorage
+    from .storage import Answer, MemoryStorage, Slot, Storage, StorageUnavailable
+
+_NAMES = {
+    "AdaptiveRate": ".adaptive",
+    "Throttled": ".tasks",
+    "acquire_or_retry": ".tasks",
+    "deferral": ".tasks",
+    "Limit": ".limit",
+    "Decision": ".limiter",
+    "Limiter": ".limiter",
+    "OnUnavailable": ".limiter",
+    "Rate": ".rates",
+    "RedisStorage": ".redis_storage",
+    "Answer": ".storage",
+    "MemoryStorage": ".storage",
+    "Slot": ".storage",
+    "Storage": ".storage",
+    "StorageUnavailable": ".storage",
+}
+
+__getattr__, __dir__ = lazy_names(__name__, _NAMES)
 
 __all__ = [
     "AdaptiveRate",

@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 import requests
 from celery import current_task
 
-from .task import SoftLimitReached, remaining_soft_time
+from .task import SoftLimitReached, remaining_soft_time, start_clock
 from .http_timeouts import http_timeouts
 
 
@@ -43,6 +43,7 @@ class TimedSession(requests.Session):
 
     def __init__(self, connect: float = 3.05, read: float = 30.0, margin: float = 1.0) -> None:
         http_timeouts(connect, read, None, margin)  # validates the values
+        start_clock()
         super().__init__()
         self.connect_timeout = connect
         self.read_timeout = read

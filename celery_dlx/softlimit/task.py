@@ -7,8 +7,10 @@ the task's ``retry_wait``, ``default_retry_delay`` and ``max_retries``) while th
 nothing.  And an open socket can outlive the soft limit; :func:`remaining_soft_time` tells an
 HTTP client (``celery_dlx.softlimit.http_session.TimedSession``) how long it may still wait.
 
-The clock starts when the worker starts the task (Celery's ``task_prerun`` signal, connected
-when this module is imported); a call outside a worker counts from the call.
+The clock starts when the worker starts the task (Celery's ``task_prerun`` signal, connected by
+:func:`start_clock` when a :class:`SoftLimitRetry` task is bound to its app, a
+``TimedSession`` is made or ``celery_dlx.ops.bootstep.install(app)`` runs — never at import);
+a call outside a worker counts from the call.
 """
 
 from __future__ import annotations
@@ -35,10 +37,15 @@ class SoftLimitReached(SoftTimeLimitExceeded):
     code that handles the soft limit handles this too."""
 
 
-@task_prerun.connect(weak=False)
 def _note_start(task: Task | None = None, **_: Any) -> None:
     if task is not None:
         setattr(task.request, STARTED_ATTR, time.monotonic())
+
+
+def start_clock() -> None:
+    """Note when each task starts (``task_prerun``), for :func:`remaining_soft_time`.
+    Idempotent: the receiver is connected once per process."""
+    task_prerun.connect(_note_start, weak=False, dispatch_uid="celery_dlx.softlimit.start_clock")
 
 
 def soft_time_limit(task: Task) -> float | None:
@@ -70,6 +77,11 @@ class SoftLimitRetry:
 
     #: Turn the soft time limit into a retry (the setting this mixin adds).
     retry_on_soft_time_limit: bool = True
+
+    @classmethod
+    def bind(cls, app: Any) -> Any:
+        start_clock()
+        return super().bind(app)  # type: ignore[misc]
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         try:

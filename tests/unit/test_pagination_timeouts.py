@@ -8,7 +8,7 @@ import pytest
 from celery import Celery, Task
 from celery.exceptions import SoftTimeLimitExceeded
 
-from celery_dlx.softlimit.task import SoftLimitReached, SoftLimitTask, remaining_soft_time, soft_time_limit
+from celery_dlx.softlimit.task import SoftLimitReached, SoftLimitTask, remaining_soft_time, soft_time_limit, start_clock
 from celery_dlx.softlimit.http_timeouts import HttpTimeouts, http_timeouts
 
 
@@ -45,6 +45,7 @@ def test_nonsense_timeouts_are_refused(connect: float, read: float, margin: floa
 def app() -> Celery:
     app = Celery("softlimit", set_as_current=False)
     app.conf.update(task_always_eager=True, broker_url="memory://")
+    start_clock()  # plain tasks below read the clock; nothing connects it at import
     return app
 
 
