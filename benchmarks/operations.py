@@ -41,9 +41,9 @@ from amqp import Message
 from celery import Celery
 from kombu import Connection
 
-from celery_dlx.parking.lot import ParkingLot
-from celery_dlx.ops.status import broker_status
 from celery_dlx.broker.topology import Topology
+from celery_dlx.ops.status import broker_status
+from celery_dlx.parking.lot import ParkingLot
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "operations.md"

@@ -219,7 +219,7 @@ class Cleanup:
     def _run(name: str, action: Callable[[], None]) -> None:
         try:
             action()
-        except BaseException as error:  # noqa: BLE001 - cleanup must go on
+        except BaseException as error:
             print(f"\ncleanup of {name} failed: {error!r}", file=sys.stderr)
 
 
@@ -343,7 +343,7 @@ class Deployment:
         self.topology = Topology(Settings.from_conf(self.app.conf)) if contender.startswith("dlx_") else None
         self.native_base = 0
 
-    def __enter__(self) -> Deployment:  # noqa: PYI034
+    def __enter__(self) -> Deployment:
         self.cleanup.push(self.prefix, self._teardown)
         return self.start()
 
@@ -606,7 +606,7 @@ def in_parallel(jobs: dict[str, Callable[[], Any]], show: Callable[[], None]) ->
     def run(name: str, job: Callable[[], Any]) -> None:
         try:
             results[name] = job()
-        except BaseException as error:  # noqa: BLE001 - re-raised in the main thread
+        except BaseException as error:
             errors.append(error)
 
     threads = [threading.Thread(target=run, args=item, daemon=True) for item in jobs.items()]
@@ -731,7 +731,7 @@ def section_timeout(store: redis.Redis, cleanup: Cleanup, rawdir: Path, mode: Mo
             keys[name] = dep.key()
             dep.send_retry_tasks(keys[name], [2700.0] * mode.timeout_tasks)
         samples: dict[str, list[tuple[float, int, int, int]]] = {name: [] for name in deps}
-        exits = {name: 0 for name in deps}
+        exits = dict.fromkeys(deps, 0)
         t0 = time.monotonic()
         while time.monotonic() - t0 < mode.timeout_observe and not stop.is_set():
             for name, dep in deps.items():
@@ -1036,7 +1036,7 @@ def main(argv: list[str] | None = None) -> int:
             def run_timeout() -> None:
                 try:
                     timeout_result.update(section_timeout(store, cleanup, rawdir, mode, timeout_stop))
-                except Exception as error:  # noqa: BLE001 - reported in the results
+                except Exception as error:
                     timeout_result["error"] = repr(error)
 
             timeout_thread = threading.Thread(target=run_timeout, daemon=True)

@@ -16,7 +16,7 @@ import logging
 import time
 from datetime import datetime
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 from celery import Task
 from celery.exceptions import MaxRetriesExceededError, Reject, Retry
@@ -25,13 +25,13 @@ from celery.utils.time import maybe_make_aware
 
 from .backoff import WaitStrategy, wait_seconds
 from .broker.destination import retry_destination
+from .broker.headers import republish, requeue_if_transient, uncounted, user_headers
+from .broker.publish import publisher_for
+from .broker.topology import DUE_HEADER
 from .errors import RetryPublishError
 from .parking.park import MAX_RETRIES, park
-from .broker.publish import publisher_for
-from .broker.headers import republish, requeue_if_transient, uncounted, user_headers
 from .retry_options import check_retry_options
 from .signals import retry_published
-from .broker.topology import DUE_HEADER
 
 if TYPE_CHECKING:  # billiard comes with Celery; only its type is named here
     from billiard.einfo import ExceptionInfo
@@ -162,14 +162,14 @@ def _delay(
     if eta is not None:
         if not isinstance(eta, datetime):
             raise ValueError(f"eta must be a datetime, got {eta!r}")
-        seconds = (maybe_make_aware(eta, task.app.timezone) - task.app.now()).total_seconds()
+        seconds: float = (maybe_make_aware(eta, task.app.timezone) - task.app.now()).total_seconds()
         return max(seconds, 0.0)  # an ETA in the past means "now", as in Celery
     if countdown is not None:
         return countdown
     strategy = _wait_for(task, wait)
     if strategy is not None:
         return wait_seconds(strategy, task.request.retries + 1, exc)
-    return task.default_retry_delay
+    return cast(float, task.default_retry_delay)
 
 
 def _publish_failed(task: Task, destination: str, cause: BaseException | None) -> NoReturn:
@@ -199,7 +199,7 @@ class DLXTask(Task):
     #: Default backoff when a retry names no eta, countdown or wait.
     retry_wait: WaitStrategy | None = None
 
-    def retry(  # type: ignore[override]
+    def retry(
         self,
         args: Any = None,
         kwargs: Any = None,

@@ -20,7 +20,6 @@ from .._lazy import lazy_names
 
 if TYPE_CHECKING:
     from .breaker import DEFAULT_PREFIX, TRIP_ON, Breaker, OnUnavailable
-    from .tasks import BreakerOpen, breaker_for, finish, guard, report
     from .redis_storage import RedisStorage
     from .state import (
         CALL,
@@ -38,6 +37,7 @@ if TYPE_CHECKING:
         State,
     )
     from .storage import BreakerUnavailable, MemoryStorage, Storage
+    from .tasks import BreakerOpen, breaker_for, finish, guard, report
 
 _NAMES = {
     "DEFAULT_PREFIX": ".breaker",

@@ -22,8 +22,8 @@ from celery.utils.saferepr import saferepr
 from kombu.exceptions import OperationalError
 
 from ..errors import RetryPublishError
-from .publish import RetryPublisher
 from ..redact import redact
+from .publish import RetryPublisher
 from .topology import DESTINATION_HEADER
 
 logger = logging.getLogger(__name__)

@@ -109,7 +109,7 @@ class DelayLevels:
             raise ValueError(f"level must be in 0..{self.levels - 1}, got {level!r}")
         return self.unit_ms << level
 
-    def plan(self, delay: float) -> Route:
+    def plan(self, delay: float | Fraction) -> Route:
         """Route for ``delay`` seconds, rounded up to the unit so it is never early.
 
         Raises ``ValueError`` for anything that is not a finite real number between 0 and

@@ -23,7 +23,6 @@ from ..errors import RetryPublishError, TopologyMismatch
 from ..settings import Settings
 from .topology import Topology
 
-
 #: Seconds a process trusts a TopologyMismatch it saw before declaring again: a drifted topology
 #: fails every retry at once instead of re-running ~90 declarations (and as many broker channel
 #: errors) per task, and a fixed one is picked up within this time.
@@ -42,7 +41,7 @@ class DelayProducer(Producer):
 
     def publish(self, body: Any, *args: Any, **kwargs: Any) -> Any:
         kwargs.pop("expiration", None)
-        return super().publish(body, *args, **kwargs)
+        return super().publish(body, *args, **kwargs)  # type: ignore[no-untyped-call]  # kombu: unannotated
 
 
 class RetryPublisher:
@@ -105,7 +104,7 @@ class RetryPublisher:
             if self.settings.auto_declare:
                 self.topology.declare(connection)
                 self._mismatch = None
-            self._producer = DelayProducer(connection, auto_declare=False, on_return=self._on_return)
+            self._producer = DelayProducer(connection, auto_declare=False, on_return=self._on_return)  # type: ignore[no-untyped-call]
         if destination not in self._bound:
             self._bind(destination)
         return self._producer
@@ -130,7 +129,7 @@ class RetryPublisher:
             if connection is not None:
                 try:
                     connection.close()
-                except Exception:  # noqa: BLE001 - the connection is being thrown away anyway
+                except Exception:
                     pass
 
 

@@ -29,9 +29,9 @@ from typing import Any
 from amqp.exceptions import PreconditionFailed
 from kombu import Connection, Exchange, Queue
 
-from .plan import Route
 from ..errors import TopologyMismatch
 from ..settings import Settings
+from .plan import Route
 
 #: Message header naming the work queue a delayed message goes back to.
 DESTINATION_HEADER = "dlx_queue"
@@ -224,7 +224,7 @@ class _Declarer:
         self._channel = connection.channel()
         self._mismatches: list[tuple[str, str]] = []
 
-    def run(self, entity: str, action: Callable[[Any], object]) -> None:
+    def run(self, entity: str, action: Callable[..., object]) -> None:
         try:
             action(self._channel)
         except PreconditionFailed as exc:

@@ -324,7 +324,7 @@ class CodeTable(Classifier):
         if error is None:
             return None
         for key in ((error.code, error.subcode), (None, error.subcode), error.code):
-            kind = self.kinds.get(key) if key is not None else None  # type: ignore[arg-type]
+            kind = self.kinds.get(key) if key is not None else None
             if kind is not None:
                 return self.dialect.verdict(response, kind, error.message or kind.value, error)
         return None

@@ -36,7 +36,7 @@ KINDS: dict[Any, VerdictKind] = {
     341: K.RATE_LIMITED,  # application limit reached
     368: K.RATE_LIMITED,  # temporarily blocked for policy violations: wait and retry
     613: K.RATE_LIMITED,  # calls to this API exceeded the rate limit
-    **{code: K.RATE_LIMITED for code in BUC_CODES},
+    **dict.fromkeys(BUC_CODES, K.RATE_LIMITED),
     10: K.PERMISSION,  # permission denied (not granted or removed)
     102: K.AUTH_INVALID,  # API session: login status or token expired/revoked/invalid
     190: K.AUTH_INVALID,  # access token expired or invalid (subcodes 458-467, 492 say why)

@@ -22,7 +22,7 @@ from .base import BodyError, CodeTable, Dialect, Response, StatusTable, VerdictK
 K = VerdictKind
 
 KINDS: dict[Any, VerdictKind] = {
-    **{code: K.AUTH_INVALID for code in (65600, 65601, 65602, 65603, 65604)},  # token invalid/revoked/expired
+    **dict.fromkeys((65600, 65601, 65602, 65603, 65604), K.AUTH_INVALID),  # token invalid/revoked/expired
     100: K.PERMISSION,  # not enough permissions to access the resource
     101: K.RATE_LIMITED,  # resource level throttle limit reached
     (None, "INVALID_ACCESS_TOKEN"): K.AUTH_INVALID,

@@ -9,7 +9,20 @@ from typing import TYPE_CHECKING
 from .._lazy import lazy_names
 
 if TYPE_CHECKING:
-    from .tasks import AuthInvalid, CallDeferred, CallFailed, FacebookTask, GitHubTask, HTTPTask, InstagramTask, LinkedInTask, MastodonTask, RedditTask, TwitterTask, VerdictError
+    from .tasks import (
+        AuthInvalid,
+        CallDeferred,
+        CallFailed,
+        FacebookTask,
+        GitHubTask,
+        HTTPTask,
+        InstagramTask,
+        LinkedInTask,
+        MastodonTask,
+        RedditTask,
+        TwitterTask,
+        VerdictError,
+    )
 
 _NAMES = {
     "AuthInvalid": ".tasks",

@@ -55,7 +55,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any, ClassVar, NoReturn
+from typing import Any, ClassVar, NoReturn, TypeVar
 
 from celery.utils.saferepr import saferepr
 from tenacity import wait_exponential, wait_random
@@ -70,6 +70,9 @@ from ..redact import redact, redact_value
 from ..retry import DLXTask
 
 logger = logging.getLogger(__name__)
+
+
+_E = TypeVar("_E", bound="VerdictError")
 
 
 class VerdictError(CeleryDLXError):
@@ -91,7 +94,7 @@ class VerdictError(CeleryDLXError):
         super().__init__(str(kind), redact(str(reason)), code, subcode, status, str(network))
 
     @classmethod
-    def from_verdict(cls, verdict: Verdict) -> VerdictError:
+    def from_verdict(cls: type[_E], verdict: Verdict) -> _E:
         return cls(verdict.kind.value, verdict.reason, verdict.code, verdict.subcode, verdict.status, verdict.network)
 
     @property

@@ -23,9 +23,9 @@ from typing import Any
 
 from celery import Celery, bootsteps
 
+from ..broker.topology import Topology
 from ..errors import ConfigurationError, TopologyMismatch
 from ..settings import Settings
-from ..broker.topology import Topology
 from .verify import verify
 
 logger = logging.getLogger(__name__)

@@ -22,15 +22,15 @@ from typing import Any
 
 import click
 from celery import Celery
-from celery.bin.base import CeleryCommand, CeleryOption, handle_preload_options
+from celery.bin.base import CeleryCommand, handle_preload_options
 from kombu import Connection
 
+from ..broker.publish import publisher_for
+from ..broker.topology import DESTINATION_HEADER, DUE_HEADER, Topology
 from ..errors import CeleryDLXError, TopologyMismatch
 from ..parking.lot import ParkingLot, ReplayError, SweepResult
-from ..broker.publish import publisher_for
 from ..settings import Settings
 from .status import Status, broker_status
-from ..broker.topology import DESTINATION_HEADER, DUE_HEADER, Topology
 from .verify import verify as verify_topology
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_PARTIAL = 0, 1, 2, 3, 4
@@ -45,7 +45,7 @@ class Failed(click.ClickException):
 
 
 def _app(ctx: click.Context) -> Celery:
-    return ctx.obj.app  # type: ignore[no-any-return]
+    return ctx.obj.app
 
 
 def _topology(app: Celery) -> Topology:
@@ -62,7 +62,7 @@ def _connection(app: Celery) -> Iterator[Connection]:
     connection = app.connection_for_write()
     try:
         connection.ensure_connection(max_retries=2, interval_start=0.5, interval_step=0.5)
-    except Exception as exc:  # noqa: BLE001 - any failure to connect is reported the same way
+    except Exception as exc:
         connection.release()
         raise BrokerUnreachable(f"cannot reach the broker at {connection.as_uri()}: {exc}") from exc
     try:
@@ -84,8 +84,9 @@ def _progress(label: str) -> Callable[[int, int], None]:
     def update(done: int, total: int) -> None:
         if sys.stderr.isatty():
             if state["bar"] is None:
-                state["bar"] = click.progressbar(length=total, label=label, file=sys.stderr)
-                state["bar"].__enter__()
+                bar = click.progressbar(length=total, label=label, file=sys.stderr)
+                bar.__enter__()
+                state["bar"] = bar
             state["bar"].update(done - state["shown"])
             state["shown"] = done
             if done >= total:
@@ -348,7 +349,7 @@ def send(
         raise click.BadParameter(str(exc), param_hint="--countdown") from exc
     except CeleryDLXError as exc:
         raise Failed(str(exc)) from exc
-    except Exception as exc:  # noqa: BLE001 - a broker that cannot be reached or refuses
+    except Exception as exc:
         raise BrokerUnreachable(f"the broker did not take the message: {exc!r}") from exc
     click.echo(task_id)
 

@@ -35,8 +35,8 @@ from amqp.exceptions import AccessRefused, NotFound, PreconditionFailed
 from kombu import Connection, Exchange, Queue
 from kombu.transport.base import to_rabbitmq_queue_arguments
 
-from ..errors import CeleryDLXError
 from ..broker.topology import Topology, destination_binding_arguments
+from ..errors import CeleryDLXError
 
 QUEUE_TYPE_ARG = "x-queue-type"
 #: Management API ports RabbitMQ listens on by default, without and with TLS.

@@ -46,12 +46,12 @@ from typing import Any, cast
 from celery import Celery, Task
 from celery.canvas import Signature, group
 
-from ..errors import CeleryDLXError
-from .plans import Guards, Halt, Observation, Page, cursor_plan, fingerprint, next_step, offset_plan, window_plan
 from ..broker.destination import origin_queue
+from ..errors import CeleryDLXError
 from ..retry import DLXTask
 from ..softlimit.task import SoftLimitRetry
 from ..tracking.store import TrackingConfig, spawn
+from .plans import Guards, Halt, Observation, Page, cursor_plan, fingerprint, next_step, offset_plan, window_plan
 
 logger = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 from .._lazy import lazy_names
 
 if TYPE_CHECKING:
-    from .park import ParkedMessage, park
     from .lot import ParkingLot, ReplayError, SweepResult
+    from .park import ParkedMessage, park
 
 _NAMES = {
     "ParkedMessage": ".park",

@@ -27,10 +27,10 @@ from amqp import Channel, Message
 from amqp.exceptions import NotFound
 from kombu import Connection
 
-from ..errors import CeleryDLXError
-from .park import ParkedMessage, header_text, replayed_headers
-from ..ops.status import queue_status
 from ..broker.topology import DESTINATION_HEADER, Topology
+from ..errors import CeleryDLXError
+from ..ops.status import queue_status
+from .park import ParkedMessage, header_text, replayed_headers
 
 #: Deliveries published per confirm round trip.
 BATCH = 1000

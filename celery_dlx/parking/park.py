@@ -30,11 +30,11 @@ from typing import Any
 from celery import Task
 from celery.exceptions import Reject
 
-from ..broker.publish import publisher_for
-from ..redact import redact
 from ..broker.destination import origin_queue
 from ..broker.headers import REPLAYS_HEADER, republish, requeue_if_transient, uncounted, without_death
+from ..broker.publish import publisher_for
 from ..broker.topology import DESTINATION_HEADER
+from ..redact import redact
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def park(task: Task, exc: BaseException | None, reason: str) -> bool:
                 exc=exc,
                 max_retries=request.retries + 1,
             )
-    except Exception as error:  # noqa: BLE001 - reported, and the task fails as it would have
+    except Exception as error:
         _park_failed(task, error)
         return False
     logger.warning(

@@ -15,12 +15,12 @@ from .._lazy import lazy_names
 
 if TYPE_CHECKING:
     from .adaptive import AdaptiveRate
-    from .tasks import Throttled, acquire_or_retry, deferral
     from .limit import Limit
     from .limiter import Decision, Limiter, OnUnavailable
     from .rates import Rate
     from .redis_storage import RedisStorage
     from .storage import Answer, MemoryStorage, Slot, Storage, StorageUnavailable
+    from .tasks import Throttled, acquire_or_retry, deferral
 
 _NAMES = {
     "AdaptiveRate": ".adaptive",

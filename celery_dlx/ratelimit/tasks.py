@@ -21,8 +21,8 @@ import random
 
 from celery import Task
 
-from ..errors import CeleryDLXError
 from ..broker.destination import origin_queue
+from ..errors import CeleryDLXError
 from ..retry import delayed_retry
 from .limiter import Decision, Limiter
 

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING
 from .._lazy import lazy_names
 
 if TYPE_CHECKING:
-    from .task import SoftLimitReached, SoftLimitRetry, SoftLimitTask, remaining_soft_time
-    from .http_timeouts import HttpTimeouts, http_timeouts
     from .http_session import TimedSession
+    from .http_timeouts import HttpTimeouts, http_timeouts
+    from .task import SoftLimitReached, SoftLimitRetry, SoftLimitTask, remaining_soft_time
 
 _NAMES = {
     "SoftLimitReached": ".task",

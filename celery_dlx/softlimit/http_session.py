@@ -30,8 +30,8 @@ from urllib.parse import urlsplit
 import requests
 from celery import current_task
 
-from .task import SoftLimitReached, remaining_soft_time, start_clock
 from .http_timeouts import http_timeouts
+from .task import SoftLimitReached, remaining_soft_time, start_clock
 
 
 class TimedSession(requests.Session):

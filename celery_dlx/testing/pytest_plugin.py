@@ -37,10 +37,10 @@ from celery import Celery
 from celery.contrib.testing.worker import start_worker
 from kombu import Connection
 
+from ..broker.topology import Topology
 from ..settings import TEST_MODE_ENV, Settings
 from ..signals import retry_published
 from .worker import queue_counts
-from ..broker.topology import Topology
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

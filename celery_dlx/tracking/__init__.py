@@ -10,7 +10,17 @@ from .._lazy import lazy_names
 
 if TYPE_CHECKING:
     from .progress import TreeProgress, observe_tree
-    from .store import UNKNOWN, TrackingConfig, TreeResult, TreeStore, UnknownTree, UntrackableTask, spawn, start_tree, state_of
+    from .store import (
+        UNKNOWN,
+        TrackingConfig,
+        TreeResult,
+        TreeStore,
+        UnknownTree,
+        UntrackableTask,
+        spawn,
+        start_tree,
+        state_of,
+    )
 
 _NAMES = {
     "TreeProgress": ".progress",

@@ -256,7 +256,8 @@ class TreeResult(ResultSet):
         self, timeout: float | None = None, propagate: bool = True, interval: float = 0.5, **kwargs: Any
     ) -> list[Any]:
         remaining = self._wait_for_tree(timeout, interval)
-        return super().join(timeout=remaining, propagate=propagate, interval=interval, **kwargs)
+        results: list[Any] = super().join(timeout=remaining, propagate=propagate, interval=interval, **kwargs)
+        return results
 
     def join_native(self, *args: Any, **kwargs: Any) -> list[Any]:
         """Same as :meth:`join`: Celery's native join waits on a barrier of the results known

@@ -42,13 +42,12 @@ from celery_dlx import (
     spawn,
 )
 from celery_dlx.breaker import Policy
-from celery_dlx.breaker import tasks as breakers
 from celery_dlx.classify import Verdict, VerdictKind
 from celery_dlx.pagination.plans import Guards
 from celery_dlx.queues import network_queues, route_by_network, route_by_size, trickle_limit, work_queue
 from celery_dlx.ratelimit import AdaptiveRate, Limit, Limiter, RedisStorage, Throttled, acquire_or_retry
-from celery_dlx.softlimit.http_session import TimedSession
 from celery_dlx.signals import retry_published
+from celery_dlx.softlimit.http_session import TimedSession
 
 from .clients import Call, FacebookAPI, FollowersAPI, LinkedInAPI, TwitterAPI
 from .roster import NETWORKS

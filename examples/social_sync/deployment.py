@@ -89,7 +89,7 @@ class Deployment:
         for step in steps:
             try:
                 step()
-            except Exception as error:  # noqa: BLE001 - clean up as much as possible, say what was left
+            except Exception as error:
                 print(f"cleanup step failed: {error!r}", file=sys.stderr)
 
     def _stop_workers(self) -> None:

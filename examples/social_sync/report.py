@@ -129,8 +129,10 @@ class Outcome:
 
 def summary(outcome: Outcome) -> list[str]:
     """The summary: a table per network, then the checks the exit code depends on."""
-    header = f"{'network':<9} {'accounts':>8} {'synced':>9} {'expected':>9} {'missing':>7} {'dupes':>5} " \
-             f"{'API calls':>9} {'429s':>5} {'5xx':>4} {'slow':>4} {'outage':>6} {'dead':>4} {'parked':>6}"  # fmt: skip
+    header = (
+        f"{'network':<9} {'accounts':>8} {'synced':>9} {'expected':>9} {'missing':>7} {'dupes':>5} "
+        f"{'API calls':>9} {'429s':>5} {'5xx':>4} {'slow':>4} {'outage':>6} {'dead':>4} {'parked':>6}"
+    )
     lines = [header, "-" * len(header)]
     rows = [(network, [s for s in outcome.synced if s.account.network == network]) for network in NETWORKS]
     for name, synced in [*rows, ("total", list(outcome.synced))]:

@@ -145,7 +145,7 @@ def test_status_counts_pending_messages_per_level_and_parked_ones(declared: DLXE
     level_queue = declared.delay_queue_names[20]  # 2.9 h: nothing leaves during the test
     channel = observer.channel()
     channel.confirm_delivery()
-    for i in range(3000):
+    for _ in range(3000):
         channel.basic_publish("", level_queue, b"{}", pika.BasicProperties(delivery_mode=2))
     channel.close()
     park_directly(observer, declared, 7)

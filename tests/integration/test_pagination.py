@@ -19,8 +19,8 @@ from celery import Celery
 from celery_dlx.pagination.plans import Halt
 from celery_dlx.pagination.tasks import PageLedger, cursor_pages, offset_pages, window_pages
 from celery_dlx.testing.worker import WorkerProcess, wait_for_arrivals
-from celery_dlx.tracking.store import UNKNOWN, TreeResult, start_tree, state_of
 from celery_dlx.tracking.progress import TreeProgress
+from celery_dlx.tracking.store import UNKNOWN, TreeResult, start_tree, state_of
 
 from .conftest import ROOT, DLXEnv, _cleanup
 from .dlx_app import BROKER_URL

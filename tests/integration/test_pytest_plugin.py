@@ -86,7 +86,7 @@ def test_two_runs_at_once_do_not_see_each_others_tasks(pytester: pytest.Pytester
             subprocess.Popen(
                 [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(project)],
                 cwd=project, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            )  # fmt: skip
+            )
         )
     outputs = [proc.communicate(timeout=120)[0] for proc in runs]
     for proc, output in zip(runs, outputs):

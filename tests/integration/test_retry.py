@@ -65,7 +65,7 @@ def test_eta_retry_arrives_at_the_eta_not_before(make_env: Callable[..., DLXEnv]
     key = dlx.key()
     eta = time.time() + 1.5
     dlx.app.tasks["it.eta"].delay(key, eta)
-    first, second = dlx.arrivals(key, 2, timeout=10)
+    _first, second = dlx.arrivals(key, 2, timeout=10)
     assert eta <= second["t"] < eta + 0.5
 
 

@@ -11,7 +11,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-
 from kombu import Connection
 
 from celery_dlx.testing.rabbitnode import RabbitNode

@@ -165,7 +165,7 @@ def test_register_a_new_network() -> None:
 
 
 def test_registry_errors_name_the_problem() -> None:
-    with pytest.raises(ValueError, match="unknown network 'myspace'; known: .*facebook"):
+    with pytest.raises(ValueError, match=r"unknown network 'myspace'; known: .*facebook"):
         classify("myspace", 200, {}, None)
     fresh = Registry()
     fresh.register("partial", rule(lambda r: None))

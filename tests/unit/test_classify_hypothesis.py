@@ -130,7 +130,7 @@ def _generic_kind(status: int) -> VerdictKind:
 
 
 @settings(max_examples=300, deadline=None)
-@given(NETWORKS, st.integers(100, 599), st.binary(max_size=300).filter(lambda b: not b.lstrip()[:1] in (b"{", b"[")))
+@given(NETWORKS, st.integers(100, 599), st.binary(max_size=300).filter(lambda b: b.lstrip()[:1] not in (b"{", b"[")))
 def test_unreadable_bodies_fall_back_to_the_generic_rules(network: str, status: int, body: bytes) -> None:
     verdict = classify(network, status, {}, body)
     expected = NETWORK_STATUSES.get(network, {}).get(status, _generic_kind(status))

@@ -8,8 +8,8 @@ import pytest
 from celery import Celery, Task
 from celery.exceptions import SoftTimeLimitExceeded
 
-from celery_dlx.softlimit.task import SoftLimitReached, SoftLimitTask, remaining_soft_time, soft_time_limit, start_clock
 from celery_dlx.softlimit.http_timeouts import HttpTimeouts, http_timeouts
+from celery_dlx.softlimit.task import SoftLimitReached, SoftLimitTask, remaining_soft_time, soft_time_limit, start_clock
 
 
 def test_without_a_soft_limit_the_caps_apply() -> None:

@@ -21,6 +21,7 @@ from celery_dlx.ratelimit import (
     deferral,
 )
 from celery_dlx.ratelimit import tasks as integration
+
 from .ratelimit_support import FakeClock
 
 

@@ -64,7 +64,7 @@ def test_an_exchange_alone_keeps_the_deliverys_key(task: Task) -> None:
 
 
 def test_no_match_says_to_pass_queue(task: Task) -> None:
-    with pytest.raises(ConfigurationError, match="routes to 0 .* pass queue="):
+    with pytest.raises(ConfigurationError, match=r"routes to 0 .* pass queue="):
         retry_destination(task, exchange="social", routing_key="medium")
 
 

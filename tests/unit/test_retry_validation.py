@@ -11,6 +11,8 @@ from celery.exceptions import Reject
 
 from celery_dlx import ConfigurationError, DLXTask, RetryPublishError
 from celery_dlx.broker import headers as republish_module
+
+
 @pytest.fixture
 def task() -> Iterator[DLXTask]:
     app = Celery("validation", broker="amqp://guest:guest@127.0.0.1:1//", set_as_current=False)

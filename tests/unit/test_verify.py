@@ -6,16 +6,26 @@ import base64
 import copy
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, HTTPServer
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from kombu import Connection, Exchange, Queue
 
 from celery_dlx import Settings, Topology
 from celery_dlx.broker.plan import DelayLevels
-from celery_dlx.ops.verify import BrokerState, Entity, ManagementAPI, ManagementUnavailable, Report, _refusal, diff, expected, verify
+from celery_dlx.ops.verify import (
+    BrokerState,
+    Entity,
+    ManagementAPI,
+    ManagementUnavailable,
+    Report,
+    _refusal,
+    diff,
+    expected,
+    verify,
+)
 
 WORK = Queue("p.work", Exchange("p.work"), routing_key="p.work")
 
@@ -72,7 +82,7 @@ def listing() -> dict[str, Any]:
     return copy.deepcopy(LISTING)
 
 
-def check(broker: dict[str, Any], topo: Topology | None = None, destinations: list[Queue] = [WORK]) -> Report:
+def check(broker: dict[str, Any], topo: Topology | None = None, destinations: Sequence[Queue] = (WORK,)) -> Report:
     topo = topo or topology()
     return diff(expected(topo, destinations), BrokerState.from_api(**broker), topo.owns)
 
@@ -249,7 +259,7 @@ def test_management_api_location_and_login(broker_url: str, management_url: str 
 class FakeManagement(BaseHTTPRequestHandler):
     """Serves LISTING like the management API and records what was asked, and with which login."""
 
-    requests: list[tuple[str, str | None]] = []
+    requests: ClassVar[list[tuple[str, str | None]]] = []
 
     def do_GET(self) -> None:
         self.requests.append((self.path, self.headers.get("Authorization")))
