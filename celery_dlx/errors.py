@@ -42,3 +42,13 @@ class RetryPublishError(CeleryDLXError):
     Raised instead of letting the retry vanish: the task fails loudly (acks_late off) or its
     delivery is requeued (acks_late on).
     """
+
+
+class PublishFailed(RetryPublishError):
+    """:func:`~celery_dlx.broker.publish.publish_delayed` could not get the broker to confirm a
+    message; ``cause`` is why (unreachable broker, a return as unroutable, no confirm, the error
+    Celery wrapped in ``Reject``)."""
+
+    def __init__(self, message: str, cause: BaseException | None) -> None:
+        super().__init__(message)
+        self.cause = cause

@@ -13,22 +13,19 @@ and how it is published differ: into the delay exchange, persistent, mandatory a
 from __future__ import annotations
 
 import logging
-import time
 from datetime import datetime
-from fractions import Fraction
 from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 from celery import Task
-from celery.exceptions import MaxRetriesExceededError, Reject, Retry
+from celery.exceptions import MaxRetriesExceededError, Retry
 from celery.signals import task_retry
 from celery.utils.time import maybe_make_aware
 
 from .backoff import WaitStrategy, wait_seconds
 from .broker.destination import retry_destination
-from .broker.headers import republish, requeue_if_transient, uncounted, user_headers
-from .broker.publish import publisher_for
-from .broker.topology import DUE_HEADER
-from .errors import RetryPublishError
+from .broker.headers import uncounted, user_headers
+from .broker.publish import publish_delayed, requeue_if_transient
+from .errors import PublishFailed, RetryPublishError
 from .parking.park import MAX_RETRIES, park
 from .retry_options import check_retry_options
 from .signals import retry_published
@@ -100,33 +97,17 @@ def delayed_retry(
     check_retry_options(task.name, options, task.serializer or task.app.conf.task_serializer)
     destination = retry_destination(task, queue, options.pop("exchange", None), options.pop("routing_key", None))
     delay = _delay(task, eta, countdown, wait, exc)
-    publisher = publisher_for(task.app)
-    levels = publisher.settings.levels
-    route = levels.plan(delay)  # validates the delay as asked, before any time scaling
-    if publisher.settings.time_scale != 1:
-        # Exact: 900 s at the scale written as 0.001 is 0.9 s, not 0.9000000000000001 (0.91 s).
-        route = levels.plan(Fraction(delay) * Fraction(str(publisher.settings.time_scale)))
     try:
-        ret = republish(
-            task,
-            publisher,
-            exchange=publisher.topology.entry_exchange(route).name,
-            routing_key=route.routing_key,
-            destination=destination,
-            dlx_headers={DUE_HEADER: time.time() + delay * publisher.settings.time_scale},
-            args=args,
-            kwargs=kwargs,
-            exc=exc,
-            max_retries=max_retries,
-            **options,
+        sent = publish_delayed(
+            task.app, destination, delay, delivery=task, args=args, kwargs=kwargs, exc=exc, max_retries=max_retries, **options
         )
-    except Reject as rejected:  # Celery's retry turns every publish error into Reject(requeue=False)
-        _publish_failed(task, destination, rejected.reason)
-    except RetryPublishError as error:
-        _publish_failed(task, destination, error)
+    except PublishFailed as failed:
+        _publish_failed(task, destination, failed.cause)
+    assert sent.retry is not None and sent.route is not None
+    ret = sent.retry
     ret.when = delay
     retry_published.send(
-        sender=task, request=request, retries=request.retries + 1, delay=delay, planned=route.delay, queue=destination, exc=exc
+        sender=task, request=request, retries=request.retries + 1, delay=delay, planned=sent.route.delay, queue=destination, exc=exc
     )
     if throw:
         raise ret

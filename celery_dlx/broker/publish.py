@@ -1,27 +1,43 @@
-"""Confirmed, mandatory publishing of delayed retries.
+"""Confirmed, mandatory publishing, and :func:`publish_delayed`: THE way celery_dlx publishes
+a message for later (a retry, a deferral, ``celery dlx send --countdown``) or into the parking lot.
 
 One connection per process and app, opened with publisher confirms, separate from Celery's
-producer pool so the app's other publishes keep their own settings.  A retry counts as sent
+producer pool so the app's other publishes keep their own settings.  A message counts as sent
 only once the broker has confirmed it *and* did not return it as unroutable; anything else
-raises, so the caller can fail loudly instead of letting the message vanish.
+raises :class:`~celery_dlx.errors.PublishFailed`, so the caller can fail loudly instead of
+letting the message vanish.
+
+A delivery is published again with Celery's :meth:`~celery.Task.retry` as the message builder:
+task id, root and parent ids, stamps, the retry count and every other header stay Celery's.
+Only where the message goes and how it is published differ: persistent, mandatory, JSON,
+confirmed.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
-from celery import Celery
-from celery.exceptions import Reject
+from amqp.exceptions import AMQPError, MessageNacked
+from celery import Celery, Task
+from celery.exceptions import Reject, Retry
 from kombu import Connection, Producer
+from kombu.exceptions import OperationalError
 
-from ..errors import RetryPublishError, TopologyMismatch
+from ..errors import CeleryDLXError, PublishFailed, RetryPublishError, TopologyMismatch
 from ..settings import Settings
-from .topology import Topology
+from .headers import argument_reprs, carried_headers, user_headers
+from .plan import Route
+from .topology import DESTINATION_HEADER, DUE_HEADER, Topology
+
+logger = logging.getLogger(__name__)
 
 #: Seconds a process trusts a TopologyMismatch it saw before declaring again: a drifted topology
 #: fails every retry at once instead of re-running ~90 declarations (and as many broker channel
@@ -152,3 +168,213 @@ def publisher_for(app: Celery) -> RetryPublisher:
             entry = (pid, RetryPublisher(app, settings))
             _publishers[id(app)] = entry
         return entry[1]
+
+
+@dataclass(frozen=True)
+class TaskMessage:
+    """A new task message for :func:`publish_delayed` (``celery dlx send``)."""
+
+    name: str
+    args: Sequence[Any] = ()
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Published:
+    """What :func:`publish_delayed` published, once the broker confirmed it."""
+
+    #: Id of the task the message runs.
+    task_id: str
+    #: The delay asked for, in seconds (before the test-mode time scale).
+    delay: float
+    #: The route through the delay levels (after the time scale); ``None`` into the parking
+    #: lot or, for a new message without delay, straight into the work queue.
+    route: Route | None = None
+    #: Celery's ``Retry`` for a published delivery (not raised).
+    retry: Retry | None = None
+
+
+def publish_delayed(
+    app: Celery,
+    destination: str,
+    delay: float,
+    *,
+    delivery: Task | None = None,
+    message: TaskMessage | None = None,
+    parking: bool = False,
+    dlx_headers: Mapping[str, Any] | None = None,
+    args: Any = None,
+    kwargs: Any = None,
+    exc: BaseException | None = None,
+    max_retries: int | None = None,
+    **options: Any,
+) -> Published:
+    """Publish ``delivery`` (the task's current delivery, built again by Celery's retry) or a new
+    ``message`` so that it reaches work queue ``destination`` after ``delay`` seconds.
+
+    Plans the route through the delay levels (the delay is validated before anything is
+    published and rounded up, never early), applies the test-mode time scale
+    (``dlx_time_scale``), adds the ``dlx_queue`` and ``dlx_due`` headers, and publishes
+    persistent, mandatory and confirmed on the process's :class:`RetryPublisher`.  With
+    ``parking=True`` the message goes into the parking lot instead (``delay`` is ignored).  A new
+    ``message`` with no delay goes straight to its queue.  ``dlx_headers`` are celery_dlx's own
+    (``dlx_*``) headers to add; ``args``, ``kwargs``, ``exc``, ``max_retries`` and ``options``
+    are Celery's retry arguments for a delivery (checked by the caller), ``apply_async``
+    options for a message.
+
+    Raises ``ValueError`` for a bad delay, :class:`~celery_dlx.errors.TopologyMismatch` when the
+    topology cannot be declared, and :class:`~celery_dlx.errors.PublishFailed` (``cause`` says
+    why) for every publish the broker did not confirm.
+    """
+    if (delivery is None) == (message is None):
+        raise TypeError("publish_delayed needs exactly one of delivery and message")
+    publisher = publisher_for(app)
+    own: dict[str, Any] = dict(dlx_headers or {})
+    route: Route | None = None
+    if parking:
+        # The fanout exchange ignores the key, but Celery sends a message with an empty key for a
+        # direct-exchange queue to the default exchange, i.e. back to work.
+        target: dict[str, Any] = {"exchange": publisher.topology.parking_exchange.name, "routing_key": destination}
+    elif message is not None and delay == 0:
+        target = {}
+    else:
+        levels, scale = publisher.settings.levels, publisher.settings.time_scale
+        route = levels.plan(delay)  # validates the delay as asked, before any time scaling
+        if scale != 1:
+            # Exact: 900 s at the scale written as 0.001 is 0.9 s, not 0.9000000000000001 (0.91 s).
+            route = levels.plan(Fraction(delay) * Fraction(str(scale)))
+        target = {"exchange": publisher.topology.entry_exchange(route).name, "routing_key": route.routing_key}
+        own = {DUE_HEADER: time.time() + delay * scale, **own}
+    try:
+        if delivery is not None:
+            retry = republish(
+                delivery, publisher, destination=destination, dlx_headers=own, args=args, kwargs=kwargs, exc=exc,
+                max_retries=max_retries, **target, **options,
+            )  # fmt: skip
+            return Published(str(delivery.request.id), delay, route, retry)
+        assert message is not None
+        return Published(_send(app, publisher, message, destination, own, target, options), delay, route)
+    except PublishFailed:
+        raise
+    except Reject as rejected:  # Celery's retry turns every publish error into Reject(requeue=False)
+        raise PublishFailed(f"not confirmed by the broker: {rejected.reason!r}", rejected.reason) from rejected.reason
+    except RetryPublishError as error:
+        raise PublishFailed(str(error), error) from error
+
+
+def _send(
+    app: Celery,
+    publisher: RetryPublisher,
+    message: TaskMessage,
+    destination: str,
+    own: Mapping[str, Any],
+    target: Mapping[str, Any],
+    options: Mapping[str, Any],
+) -> str:
+    """Send a new task message on the confirming publisher (never with Celery's ``countdown``,
+    which a worker would hold); an error of the send itself is a :class:`PublishFailed`."""
+    publish_options: dict[str, Any] = {
+        "mandatory": True,
+        "delivery_mode": 2,
+        "confirm_timeout": publisher.settings.confirm_timeout,
+        **options,
+    }
+    if target:
+        publish_options.update(target, headers={DESTINATION_HEADER: destination, **own}, serializer="json")
+    with publisher.producer(destination) as producer:
+        try:
+            result = app.send_task(
+                message.name, list(message.args), dict(message.kwargs), queue=destination, producer=producer, **publish_options
+            )
+        except CeleryDLXError:
+            raise
+        except Exception as error:
+            raise PublishFailed(f"the broker did not take the message: {error!r}", error) from error
+    return str(result.id)
+
+
+def republish(
+    task: Task,
+    publisher: RetryPublisher,
+    *,
+    exchange: str,
+    routing_key: str,
+    destination: str,
+    dlx_headers: Mapping[str, Any],
+    args: Any = None,
+    kwargs: Any = None,
+    exc: BaseException | None = None,
+    max_retries: int | None = None,
+    **options: Any,
+) -> Retry:
+    """Publish the current delivery of ``task`` to ``exchange`` for work queue ``destination``.
+
+    The message carries ``retries + 1`` (wrap the call in :func:`~.headers.uncounted` to keep
+    the count), the destination in the ``dlx_queue`` header and ``dlx_headers``.  ``options``
+    are Celery's retry options, already checked (:mod:`celery_dlx.retry_options`); as in
+    Celery, a ``headers`` option replaces the delivery's own headers.  Returns Celery's
+    ``Retry`` (not raised).  Raises what the publisher raises (``RetryPublishError``,
+    ``TopologyMismatch``) and Celery's ``Reject`` for a failed publish.
+    """
+    request = task.request
+    own = options.pop("headers") if "headers" in options else request.headers
+    all_headers = {
+        **user_headers(own),
+        **carried_headers(request),
+        DESTINATION_HEADER: destination,
+        **dlx_headers,
+    }
+    for checked in ("mandatory", "serializer"):  # always True and "json" here (retry_options)
+        options.pop(checked, None)
+    publish_options = {
+        "delivery_mode": 2,
+        "declare": [],  # the publisher declared and bound ``destination``; kombu need not check per message
+        "confirm_timeout": publisher.settings.confirm_timeout,
+        **argument_reprs(task, args, kwargs),
+        **options,
+    }
+    with publisher.producer(destination) as producer:
+        return Task.retry(
+            task,
+            args,
+            kwargs,
+            exc,
+            False,
+            None,
+            0,
+            max_retries,
+            queue=destination,
+            producer=producer,
+            exchange=exchange,
+            routing_key=routing_key,
+            headers=all_headers,
+            mandatory=True,
+            serializer="json",
+            **publish_options,
+        )
+
+
+#: Publish failures that may pass (broker down, refused or unconfirmed message, topology being
+#: re-created): worth requeueing the delivery for.  Anything else (a message that cannot be
+#: serialized, a bad option) would fail again on every redelivery.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OperationalError,
+    AMQPError,
+    MessageNacked,
+    OSError,
+    RetryPublishError,
+)
+
+#: Pause before requeueing a delivery whose message could not be published, so a broker that
+#: keeps refusing does not turn into a hot redelivery loop.
+REQUEUE_PAUSE = 1.0
+
+
+def requeue_if_transient(task: Task, error: BaseException, cause: BaseException | None) -> None:
+    """For an ``acks_late`` task whose publish failed for a reason that may pass, give the
+    delivery back to the broker (``Reject(requeue=True)`` after :data:`REQUEUE_PAUSE`) so
+    nothing is lost; otherwise return and let the caller fail."""
+    if task.acks_late and isinstance(cause, TRANSIENT_ERRORS):
+        logger.error("%s; the delivery is requeued", error)
+        time.sleep(REQUEUE_PAUSE)
+        raise Reject(error, requeue=True) from cause

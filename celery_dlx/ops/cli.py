@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -25,9 +24,9 @@ from celery import Celery
 from celery.bin.base import CeleryCommand, handle_preload_options
 from kombu import Connection
 
-from ..broker.publish import publisher_for
-from ..broker.topology import DESTINATION_HEADER, DUE_HEADER, Topology
-from ..errors import CeleryDLXError, TopologyMismatch
+from ..broker.publish import TaskMessage, publish_delayed
+from ..broker.topology import Topology
+from ..errors import CeleryDLXError, PublishFailed, TopologyMismatch
 from ..parking.lot import ParkingLot, ReplayError, SweepResult
 from ..settings import Settings
 from .status import Status, broker_status
@@ -357,16 +356,7 @@ def send(
 def _send(app: Celery, name: str, args: list[Any], kwargs: dict[str, Any], queue: str, countdown: float) -> str:
     """Publish ``name`` for ``queue`` on the confirming publisher; with a countdown, into the
     delay topology (never Celery's ``countdown``, which a worker would hold)."""
-    publisher = publisher_for(app)
-    options: dict[str, Any] = {"mandatory": True, "delivery_mode": 2, "confirm_timeout": publisher.settings.confirm_timeout}
-    if countdown > 0:
-        route = publisher.settings.levels.plan(countdown)
-        options.update(
-            exchange=publisher.topology.entry_exchange(route).name,
-            routing_key=route.routing_key,
-            headers={DESTINATION_HEADER: queue, DUE_HEADER: time.time() + countdown},
-            serializer="json",
-        )
-    with publisher.producer(queue) as producer:
-        result = app.send_task(name, args, kwargs, queue=queue, producer=producer, **options)
-    return str(result.id)
+    try:
+        return publish_delayed(app, queue, countdown, message=TaskMessage(name, args, kwargs)).task_id
+    except PublishFailed as failed:  # ``send`` tells the publisher's errors from the broker's by the cause
+        raise (failed.cause or failed) from None

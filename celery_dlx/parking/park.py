@@ -28,12 +28,12 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from celery import Task
-from celery.exceptions import Reject
 
 from ..broker.destination import origin_queue
-from ..broker.headers import REPLAYS_HEADER, republish, requeue_if_transient, uncounted, without_death
-from ..broker.publish import publisher_for
+from ..broker.headers import REPLAYS_HEADER, uncounted, without_death
+from ..broker.publish import publish_delayed, publisher_for, requeue_if_transient
 from ..broker.topology import DESTINATION_HEADER
+from ..errors import PublishFailed
 from ..redact import redact
 
 logger = logging.getLogger(__name__)
@@ -71,17 +71,8 @@ def park(task: Task, exc: BaseException | None, reason: str) -> bool:
     destination = origin_queue(task)
     try:
         with uncounted(request):
-            republish(
-                task,
-                publisher,
-                exchange=publisher.topology.parking_exchange.name,
-                # The fanout exchange ignores the key, but Celery sends a message with an empty
-                # key for a direct-exchange queue to the default exchange, i.e. back to work.
-                routing_key=destination,
-                destination=destination,
-                dlx_headers=headers,
-                exc=exc,
-                max_retries=request.retries + 1,
+            publish_delayed(
+                task.app, destination, 0, delivery=task, parking=True, dlx_headers=headers, exc=exc, max_retries=request.retries + 1
             )
     except Exception as error:
         _park_failed(task, error)
@@ -98,7 +89,7 @@ def park(task: Task, exc: BaseException | None, reason: str) -> bool:
 
 
 def _park_failed(task: Task, error: BaseException) -> None:
-    cause = error.reason if isinstance(error, Reject) else error
+    cause = error.cause if isinstance(error, PublishFailed) else error
     requeue_if_transient(task, RuntimeError(f"{task.name}[{task.request.id}] could not be parked: {cause!r}"), cause)
     logger.error("%s[%s] could not be parked and fails without it: %r", task.name, task.request.id, cause)
 
