@@ -13,6 +13,9 @@ Layout for ``prefix`` ``p``, unit ``u`` and levels ``0..N-1`` (see :mod:`celery_
 Every level exchange also has ``p.parking`` as its alternate exchange, so a message whose key is
 no route (a foreign message put into a delay queue by name) is parked, not dropped.
 
+:meth:`Topology.graph` is the one description of all of it, in declaration order: ``declare``,
+``delete``, ``dlx verify`` (:mod:`celery_dlx.ops.verify`) and ``dlx status`` read it.
+
 The unit is part of the level names: changing it builds a new ladder next to the old one, which
 drains into the same ``deliver`` exchange, instead of mixing TTLs under one name.
 The last hop names the destination *queue* in the ``dlx_queue`` header, so it never depends on
@@ -22,8 +25,8 @@ through the alternate exchange instead of being dropped.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from amqp.exceptions import PreconditionFailed
@@ -46,6 +49,34 @@ def destination_binding_arguments(queue_name: str) -> dict[str, str]:
     when matching with ``x-match: all``.
     """
     return {"x-match": "all", DESTINATION_HEADER: queue_name}
+
+
+@dataclass(frozen=True)
+class Binding:
+    """A binding of the graph besides a queue's own (kombu declares that one with the queue):
+    level exchange -> the exchange below, and ``deliver`` -> a work queue."""
+
+    source: str
+    destination_type: str  # "exchange" or "queue"
+    destination: str
+    routing_key: str
+    arguments: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return f"binding {self.source} -> {self.destination}"
+
+    def declare(self, channel: Any) -> None:
+        if self.destination_type == "exchange":
+            channel.exchange_bind(destination=self.destination, source=self.source, routing_key=self.routing_key)
+        else:
+            channel.queue_bind(
+                queue=self.destination, exchange=self.source, routing_key=self.routing_key, arguments=dict(self.arguments)
+            )
+
+
+#: One node of the topology graph: an exchange, a queue (with its own binding), or a binding.
+Node = Exchange | Queue | Binding
 
 
 @dataclass(frozen=True)
@@ -140,59 +171,50 @@ class Topology:
             args.update({"x-dead-letter-strategy": "at-least-once", "x-overflow": "reject-publish"})
         return args
 
+    def graph(self) -> list[Node]:
+        """celery_dlx's own exchanges, queues and bindings, in declaration order: the parking lot,
+        ``deliver``, then each level's exchange, TTL queue and pass binding to the level below."""
+        nodes: list[Node] = [self.parking_exchange, self.parking_queue, self.deliver_exchange]
+        for level in range(self.settings.levels.levels):
+            exchange, below = self.level_exchange(level), self.next_exchange(level)
+            pattern = self.settings.levels.pass_pattern(level)
+            nodes += [exchange, self.level_queue(level), Binding(exchange.name, "exchange", below.name, pattern)]
+        return nodes
+
+    def destination_graph(self, destinations: Iterable[Queue]) -> list[Node]:
+        """The work queues ``destinations`` (once each) and their ``deliver`` bindings."""
+        nodes: list[Node] = []
+        for queue in {queue.name: queue for queue in destinations}.values():
+            nodes += [queue, self.destination_binding(queue.name)]
+        return nodes
+
+    def destination_binding(self, queue_name: str) -> Binding:
+        """``deliver`` -> work queue ``queue_name``, matched on the ``dlx_queue`` header."""
+        return Binding(self.deliver_exchange.name, "queue", queue_name, "", destination_binding_arguments(queue_name))
+
     def declare(self, connection: Connection, destinations: Iterable[Queue] = ()) -> None:
         """Declare the whole topology and bind ``destinations`` (work queues) to ``deliver``.
 
         Idempotent.  Every entity is tried; the ones the broker already has with other
         arguments are reported together in one :class:`TopologyMismatch`.
         """
-        declarer = _Declarer(connection)
-        declarer.run(f"exchange {self.parking_exchange.name}", lambda ch: self.parking_exchange.declare(channel=ch))
-        declarer.run(f"queue {self.parking_queue.name}", lambda ch: self.parking_queue.declare(channel=ch))
-        declarer.run(f"exchange {self.deliver_exchange.name}", lambda ch: self.deliver_exchange.declare(channel=ch))
-        for level in range(self.settings.levels.levels):
-            self._declare_level(declarer, level)
-        self._declare_destinations(declarer, destinations)
-        declarer.finish()
+        _declare(connection, [*self.graph(), *self.destination_graph(destinations)])
 
     def declare_destinations(self, connection: Connection, destinations: Iterable[Queue]) -> None:
         """Declare work queues and bind them to ``deliver`` (the rest of the topology exists)."""
-        declarer = _Declarer(connection)
-        self._declare_destinations(declarer, destinations)
-        declarer.finish()
-
-    def _declare_destinations(self, declarer: _Declarer, destinations: Iterable[Queue]) -> None:
-        for queue in destinations:
-            declarer.run(f"queue {queue.name}", lambda ch, q=queue: q.declare(channel=ch))
-            declarer.run(
-                f"binding {self.deliver_exchange.name} -> {queue.name}",
-                lambda ch, q=queue: self.bind_destination(ch, q.name),
-            )
-
-    def _declare_level(self, declarer: _Declarer, level: int) -> None:
-        exchange, queue, below = self.level_exchange(level), self.level_queue(level), self.next_exchange(level)
-        declarer.run(f"exchange {exchange.name}", lambda ch: exchange.declare(channel=ch))
-        declarer.run(f"queue {queue.name}", lambda ch: queue.declare(channel=ch))
-        declarer.run(
-            f"binding {exchange.name} -> {below.name}",
-            lambda ch: ch.exchange_bind(
-                destination=below.name, source=exchange.name, routing_key=self.settings.levels.pass_pattern(level)
-            ),
-        )
+        _declare(connection, self.destination_graph(destinations))
 
     def delete(self, connection: Connection) -> None:
         """Delete every entity of this topology, messages included (tests, demos, teardown).
 
         Work queues are the application's and stay; entities already gone are skipped.
         """
-        levels = range(self.settings.levels.levels)
-        queues = [q.name for q in self.level_queues] + [self.parking_queue.name]
-        exchanges = [self.level_exchange(k).name for k in levels] + [self.deliver_exchange.name, self.parking_exchange.name]
+        nodes = self.graph()
         with connection.channel() as channel:
-            for name in queues:
-                channel.queue_delete(name)
-            for name in exchanges:
-                channel.exchange_delete(name)
+            for queue in (node for node in nodes if isinstance(node, Queue)):
+                channel.queue_delete(queue.name)
+            for exchange in (node for node in nodes if isinstance(node, Exchange)):
+                channel.exchange_delete(exchange.name)
 
     def owns(self, name: str) -> bool:
         """Whether an exchange or queue called ``name`` is in this prefix's celery_dlx namespace.
@@ -205,12 +227,18 @@ class Topology:
 
     def bind_destination(self, channel: Any, queue_name: str) -> None:
         """Bind work queue ``queue_name`` to ``deliver`` so delayed messages for it arrive."""
-        channel.queue_bind(
-            queue=queue_name,
-            exchange=self.deliver_exchange.name,
-            routing_key="",
-            arguments=destination_binding_arguments(queue_name),
-        )
+        self.destination_binding(queue_name).declare(channel)
+
+
+def _declare(connection: Connection, nodes: Iterable[Node]) -> None:
+    declarer = _Declarer(connection)
+    for node in nodes:
+        if isinstance(node, Binding):
+            declarer.run(node.label, node.declare)
+        else:
+            kind = "exchange" if isinstance(node, Exchange) else "queue"
+            declarer.run(f"{kind} {node.name}", lambda ch, entity=node: entity.declare(channel=ch))
+    declarer.finish()
 
 
 class _Declarer:

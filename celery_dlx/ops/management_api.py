@@ -1,0 +1,80 @@
+"""Reading one vhost from RabbitMQ's management HTTP API (exchanges, queues, bindings)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
+
+from kombu import Connection
+
+from ..errors import CeleryDLXError
+from .topology_spec import BrokerState
+
+#: Management API ports RabbitMQ listens on by default, without and with TLS.
+MANAGEMENT_PORTS = {False: 15672, True: 15671}
+
+
+class ManagementUnavailable(CeleryDLXError):
+    """The management HTTP API could not be read: not reachable, refused the login, or failed."""
+
+
+@dataclass(frozen=True)
+class ManagementAPI:
+    """Where and as whom the management HTTP API is read."""
+
+    base_url: str
+    username: str
+    password: str
+    timeout: float = 10.0
+
+    @classmethod
+    def for_connection(cls, connection: Connection, url: str | None = None, timeout: float = 10.0) -> ManagementAPI:
+        """``url`` (credentials in it win), or ``http://<broker host>:15672`` (15671 with TLS);
+        the login is the broker connection's unless ``url`` has one."""
+        info = connection.info()
+        if url is None:
+            host = f"[{info['hostname']}]" if ":" in info["hostname"] else info["hostname"]
+            scheme = "https" if info["ssl"] else "http"
+            url = f"{scheme}://{host}:{MANAGEMENT_PORTS[bool(info['ssl'])]}"
+        parts = urlsplit(url)
+        netloc = parts.netloc.rpartition("@")[2]
+        base = urlunsplit((parts.scheme, netloc, parts.path.rstrip("/"), "", ""))
+        if parts.username is not None:
+            return cls(base, unquote(parts.username), unquote(parts.password or ""), timeout)
+        return cls(base, info["userid"], info["password"], timeout)
+
+    def get(self, path: str) -> Any:
+        """GET ``path`` (below the base URL) and decode its JSON."""
+        login = base64.b64encode(f"{self.username}:{self.password}".encode()).decode("ascii")
+        what = f"GET {path.partition('?')[0]}"
+        request = urllib.request.Request(
+            self.base_url + path, headers={"Authorization": f"Basic {login}", "Accept": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                body = response.read()
+        except urllib.error.HTTPError as exc:
+            answer = f"{exc.code} {exc.reason}"
+            raise ManagementUnavailable(f"management API at {self.base_url} answered {answer} to {what}") from exc
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise ManagementUnavailable(f"management API not reachable at {self.base_url} ({reason})") from exc
+        try:
+            return json.loads(body)
+        except ValueError as exc:
+            raise ManagementUnavailable(f"{self.base_url} answered {what} with something other than JSON") from exc
+
+    def read(self, vhost: str) -> BrokerState:
+        """List ``vhost`` (``/`` is the default one; kombu's URL form ``//`` is already decoded)."""
+        path = quote(vhost, safe="")
+        return BrokerState.from_api(
+            exchanges=self.get(f"/api/exchanges/{path}?columns=name,type,durable,auto_delete,arguments"),
+            queues=self.get(f"/api/queues/{path}?columns=name,type,durable,auto_delete,arguments"),
+            bindings=self.get(f"/api/bindings/{path}?columns=source,destination,destination_type,routing_key,arguments"),
+            vhost=self.get(f"/api/vhosts/{path}"),
+        )
