@@ -51,6 +51,7 @@ from contextlib import contextmanager
 from typing import Any, Protocol, TypeVar
 
 from .errors import CeleryDLXError
+from .redisio.scripts import lua_source
 
 #: Value of a key whose side effect is done (a lease holds a random hex token instead).
 DONE = "done"
@@ -92,34 +93,15 @@ class Store(Protocol):
         """The value of ``key`` (a token or ``"done"``), or None."""
 
 
-_ACQUIRE = """
-local v = redis.call('GET', KEYS[1])
-if v == ARGV[3] then return {'done', 0} end
-if v then return {'busy', redis.call('PTTL', KEYS[1])} end
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-return {'acquired', 0}
-"""
-_COMMIT = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-for _, op in ipairs(cjson.decode(ARGV[3])) do redis.call(unpack(op)) end
-redis.call('SET', KEYS[1], ARGV[4], 'PX', ARGV[2])
-return 1
-"""
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
-
 class RedisStore:
     """Dedupe records in Redis, each transition one Lua script (single Redis or one hash slot:
     staged operations may name other keys, so use a standalone Redis, not a cluster)."""
 
     def __init__(self, client: Any) -> None:
         self.client = client
-        self._acquire = client.register_script(_ACQUIRE)
-        self._commit = client.register_script(_COMMIT)
-        self._release = client.register_script(_RELEASE)
+        self._acquire = client.register_script(lua_source("celery_dlx.redisio", "once_acquire"))
+        self._commit = client.register_script(lua_source("celery_dlx.redisio", "once_commit"))
+        self._release = client.register_script(lua_source("celery_dlx.redisio", "once_release"))
 
     def acquire(self, key: str, token: str, lease_ms: int) -> tuple[str, int]:
         state, pttl = self._acquire(keys=[key], args=[token, lease_ms, DONE])

@@ -24,7 +24,8 @@ from typing import Any, TypeVar
 
 import redis
 
-from ..redisio.scripts import client_from_url, clock_argument, guarded, require_timeouts, script_source
+from ..redisio.client import client_from_url, guarded, require_timeouts
+from ..redisio.scripts import clock_argument, script_source
 from .state import Admission, Policy, State
 from .storage import BreakerUnavailable
 

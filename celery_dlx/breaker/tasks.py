@@ -25,12 +25,12 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Any
 
 from celery import Celery, Task
 
 from ..classify import Verdict
 from ..errors import CeleryDLXError, ConfigurationError
+from ..redisio.client import configured_url
 from ..retry import delayed_retry
 from .breaker import DEFAULT_PREFIX, Breaker
 from .redis_storage import DEFAULT_TIMEOUT, RedisStorage
@@ -88,7 +88,7 @@ def _build(app: Celery) -> Breaker | None:
         return None
     if setting is not True:
         raise ConfigurationError(f"dlx_breaker must be True, False or a Breaker, got {setting!r}")
-    url = conf.get("dlx_breaker_url") or redis_url_of(conf.get("result_backend"))
+    url = configured_url(conf, "dlx_breaker_url")
     if not url:
         return None
     storage = RedisStorage.from_url(url, timeout=conf.get("dlx_breaker_timeout") or DEFAULT_TIMEOUT)
@@ -99,13 +99,6 @@ def _build(app: Celery) -> Breaker | None:
         prefix=conf.get("dlx_breaker_prefix") or DEFAULT_PREFIX,
         on_unavailable=conf.get("dlx_breaker_on_unavailable") or "allow",
     )
-
-
-def redis_url_of(backend: Any) -> str | None:
-    """``backend`` if it is a Redis URL redis-py can open, else None."""
-    if isinstance(backend, str) and backend.split("://", 1)[0] in ("redis", "rediss", "unix"):
-        return backend
-    return None
 
 
 def guard(task: Task, name: str, policy: Policy | None = None, *, breaker: Breaker | None = None) -> Admission | None:

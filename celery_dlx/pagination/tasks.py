@@ -48,42 +48,13 @@ from celery.canvas import Signature, group
 
 from ..broker.destination import origin_queue
 from ..errors import CeleryDLXError
+from ..redisio.scripts import lua_source
 from ..retry import DLXTask
 from ..softlimit.task import SoftLimitRetry
 from ..tracking.store import TrackingConfig, spawn
 from .plans import Guards, Halt, Observation, Page, cursor_plan, fingerprint, next_step, offset_plan, window_plan
 
 logger = logging.getLogger(__name__)
-
-#: Records a page's items, next cursor and content; answers which items it owns and which
-#: pages first returned its cursor and its content.  Idempotent per page, so a page that runs
-#: again gets the same answers.  '' stands for "none" (Lua tables cannot hold nil).
-_OBSERVE = """
-local page = ARGV[2]
-local owned = {}
-for i = 5, #ARGV do
-  redis.call('HSETNX', KEYS[1], ARGV[i], page)
-  if redis.call('HGET', KEYS[1], ARGV[i]) == page then owned[#owned + 1] = ARGV[i] end
-end
-local function first_page(key, value)
-  if value == '' then return '' end
-  redis.call('HSETNX', key, value, page)
-  return redis.call('HGET', key, value)
-end
-local cursor_page = first_page(KEYS[2], ARGV[3])
-local content_page = first_page(KEYS[3], ARGV[4])
-redis.call('SADD', KEYS[4], page)
-for i = 1, 4 do redis.call('EXPIRE', KEYS[i], ARGV[1]) end
-return {owned, cursor_page, content_page}
-"""
-
-#: Marks a page finished, only if it was turned (observed) first.
-_FINISH = """
-if redis.call('SISMEMBER', KEYS[1], ARGV[2]) == 0 then return 0 end
-redis.call('SADD', KEYS[2], ARGV[2])
-redis.call('EXPIRE', KEYS[2], ARGV[1])
-return 1
-"""
 
 
 class PaginationError(CeleryDLXError):
@@ -101,8 +72,8 @@ class PageLedger:
     def __init__(self, config: TrackingConfig) -> None:
         self.config = config
         self.client = config.client
-        self._observe = self.client.register_script(_OBSERVE)
-        self._finish = self.client.register_script(_FINISH)
+        self._observe = self.client.register_script(lua_source(__package__, "observe"))
+        self._finish = self.client.register_script(lua_source(__package__, "finish"))
 
     @classmethod
     def for_app(cls, app: Celery) -> PageLedger:

@@ -30,7 +30,8 @@ from typing import Any, TypeVar
 
 import redis
 
-from ..redisio.scripts import client_from_url, clock_argument, guarded, require_timeouts, script_source
+from ..redisio.client import client_from_url, guarded, require_timeouts
+from ..redisio.scripts import clock_argument, script_source
 from .budget import SAME_WINDOW_US
 from .storage import (
     ADAPTIVE,

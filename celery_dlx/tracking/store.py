@@ -25,7 +25,6 @@ when it is Redis), ``dlx_tracking_ttl`` (seconds, default 7 days), ``dlx_prefix`
 
 from __future__ import annotations
 
-import functools
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ from celery.result import AsyncResult, ResultSet
 from celery.states import PENDING
 
 from ..errors import CeleryDLXError, ConfigurationError
+from ..redisio.client import configured_url, shared_client
 from ..settings import Settings
 from .progress import SUCCESS, TreeProgress, observe_tree
 
@@ -68,7 +68,7 @@ class TrackingConfig:
 
     @classmethod
     def from_conf(cls, conf: Mapping[str, Any]) -> TrackingConfig:
-        url = conf.get("dlx_tracking_url") or _redis_url(conf.get("result_backend"))
+        url = configured_url(conf, "dlx_tracking_url")
         if not url:
             raise ConfigurationError(
                 "celery_dlx tracking needs Redis: set dlx_tracking_url (the result backend is not Redis)"
@@ -80,19 +80,7 @@ class TrackingConfig:
 
     @property
     def client(self) -> redis.Redis:
-        return _client(self.url)
-
-
-def _redis_url(backend: object) -> str | None:
-    if isinstance(backend, str) and backend.startswith(("redis://", "rediss://", "unix://")):
-        return backend
-    return None
-
-
-@functools.cache
-def _client(url: str) -> redis.Redis:
-    # One pool per URL and process; redis-py replaces its connections after a fork.
-    return redis.Redis.from_url(url, decode_responses=True)
+        return shared_client(self.url)
 
 
 class TreeStore:
