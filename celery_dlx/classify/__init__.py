@@ -23,13 +23,13 @@ from .base import (
     Classifier,
     CodeTable,
     Dialect,
-    Registry,
     Response,
     StatusTable,
     Verdict,
     VerdictKind,
     rule,
 )
+from .registry import Registry
 
 #: The default registry: the networks celery_dlx knows, plus "http" for anything else.
 registry = Registry()

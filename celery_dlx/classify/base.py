@@ -16,8 +16,9 @@ from __future__ import annotations
 import json
 import math
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import timezone
 from email.utils import parsedate_to_datetime
 from enum import Enum
@@ -237,11 +238,12 @@ def _date(value: str | None, fallback: float) -> float:
         return fallback
 
 
-class Classifier:
+class Classifier(ABC):
     """Base of every classifier: call it on a :class:`Response`; ``a | b`` falls back to ``b``."""
 
+    @abstractmethod
     def __call__(self, response: Response) -> Verdict | None:
-        raise NotImplementedError
+        """The verdict on ``response``, or None when this classifier has no opinion."""
 
     def __or__(self, other: Classifier) -> Classifier:
         return Fallback((self, other))
@@ -345,63 +347,3 @@ class StatusTable(Classifier):
         error = self.dialect.error(response)
         message = error.message if error and error.message else status_line(status)
         return self.dialect.verdict(response, kind, message, error)
-
-
-@dataclass
-class _Entry:
-    classifier: Classifier
-    dialect: Dialect | None
-
-
-class Registry:
-    """Networks by name: their classifier (already composed with its fallbacks) and dialect."""
-
-    def __init__(self) -> None:
-        self._entries: dict[str, _Entry] = {}
-
-    def register(self, name: str, classifier: Classifier, dialect: Dialect | None = None) -> None:
-        """Add or replace network ``name``.  ``classifier`` must answer every response (end
-        it with ``| http.rules``); ``dialect`` enables :meth:`override` for it."""
-        if not isinstance(name, str) or not name:
-            raise ValueError(f"a network name must be a non-empty string, got {name!r}")
-        self._entries[name] = _Entry(classifier, dialect)
-
-    def override(self, name: str, code: Code, kind: VerdictKind, subcode: Code = None) -> None:
-        """Classify ``code`` (with ``subcode``, if given) of network ``name`` as ``kind``."""
-        entry = self._entry(name)
-        if entry.dialect is None:
-            raise ValueError(f"network {name!r} was registered without a dialect; compose a rule in front instead")
-        key: TableKey = (code, subcode) if subcode is not None else code  # type: ignore[assignment]
-        entry.classifier = CodeTable(entry.dialect, {key: VerdictKind(kind)}) | entry.classifier
-
-    def classifier(self, name: str) -> Classifier:
-        """The full classifier of network ``name``."""
-        return self._entry(name).classifier
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        return tuple(self._entries)
-
-    def classify(
-        self, network: str, status: object, headers: object, body: object, *, now: float | None = None
-    ) -> Verdict:
-        """Classify one response with network ``network``'s rules."""
-        entry = self._entry(network)
-        response = Response.of(status, headers, body, now)
-        verdict = entry.classifier(response)
-        if verdict is None:
-            raise LookupError(
-                f"the classifier of {network!r} gave no verdict; end it with a catch-all such as http.rules"
-            )
-        if verdict.code is None and verdict.subcode is None and entry.dialect is not None:
-            # A generic fallback decided; the network's own codes still belong in the verdict.
-            found = entry.dialect.error(response)
-            if found is not None:
-                verdict = replace(verdict, code=found.code, subcode=found.subcode)
-        return replace(verdict, network=network)
-
-    def _entry(self, name: str) -> _Entry:
-        try:
-            return self._entries[name]
-        except (KeyError, TypeError):
-            raise ValueError(f"unknown network {name!r}; known: {', '.join(sorted(self._entries))}") from None

@@ -46,7 +46,7 @@ class MissingParkingQueue(CeleryDLXError):
     """The broker has no parking queue for this topology (it was never declared)."""
 
 
-class ReplayError(Exception):
+class ReplayError(CeleryDLXError):
     """A replay or purge stopped before the end; nothing was lost (see ``done``)."""
 
     def __init__(self, message: str, done: SweepResult) -> None:
