@@ -8,9 +8,11 @@ from importlib import import_module
 from typing import Any
 
 
-def lazy_names(package: str, names: Mapping[str, str]) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
-    """``__getattr__`` and ``__dir__`` for ``package`` whose public ``names`` map to the
-    (relative) module that defines each; a name is imported on first use and then cached."""
+def lazy_names(package: str, modules: Mapping[str, str]) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
+    """``__getattr__`` and ``__dir__`` for ``package``, whose ``modules`` (relative names) map
+    to the public names each defines (separated by spaces); a name is imported on first use
+    and then cached."""
+    names = {name: module for module, defined in modules.items() for name in defined.split()}
 
     def __getattr__(name: str) -> Any:
         module = names.get(name)

@@ -18,83 +18,28 @@ from typing import TYPE_CHECKING
 
 from .._lazy import lazy_names
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the names for type checkers, one line a module (isort would wrap them)
+    # isort: off
     from .breaker import DEFAULT_PREFIX, TRIP_ON, Breaker, OnUnavailable
-    from .redis_storage import RedisStorage
-    from .state import (
-        CALL,
-        CLOSED,
-        DEFER,
-        FAILURE,
-        HALF_OPEN,
-        OPEN,
-        PROBE,
-        RELEASE,
-        SUCCESS,
-        Admission,
-        Policy,
-        Snapshot,
-        State,
-    )
-    from .storage import BreakerUnavailable, MemoryStorage, Storage
     from .tasks import BreakerOpen, breaker_for, finish, guard, report
+    from .redis_storage import RedisStorage
+    from .state import CALL, CLOSED, DEFER, FAILURE, HALF_OPEN, OPEN, PROBE, RELEASE, SUCCESS, Admission, Policy, Snapshot, State
+    from .storage import BreakerUnavailable, MemoryStorage, Storage
+    # isort: on
 
-_NAMES = {
-    "DEFAULT_PREFIX": ".breaker",
-    "TRIP_ON": ".breaker",
-    "Breaker": ".breaker",
-    "OnUnavailable": ".breaker",
-    "BreakerOpen": ".tasks",
-    "breaker_for": ".tasks",
-    "finish": ".tasks",
-    "guard": ".tasks",
-    "report": ".tasks",
-    "RedisStorage": ".redis_storage",
-    "CALL": ".state",
-    "CLOSED": ".state",
-    "DEFER": ".state",
-    "FAILURE": ".state",
-    "HALF_OPEN": ".state",
-    "OPEN": ".state",
-    "PROBE": ".state",
-    "RELEASE": ".state",
-    "SUCCESS": ".state",
-    "Admission": ".state",
-    "Policy": ".state",
-    "Snapshot": ".state",
-    "State": ".state",
-    "BreakerUnavailable": ".storage",
-    "MemoryStorage": ".storage",
-    "Storage": ".storage",
+#: Module (relative) -> the public names it defines, loaded on first use.
+_MODULES = {
+    ".breaker": "DEFAULT_PREFIX TRIP_ON Breaker OnUnavailable",
+    ".tasks": "BreakerOpen breaker_for finish guard report",
+    ".redis_storage": "RedisStorage",
+    ".state": "CALL CLOSED DEFER FAILURE HALF_OPEN OPEN PROBE RELEASE SUCCESS Admission Policy Snapshot State",
+    ".storage": "BreakerUnavailable MemoryStorage Storage",
 }
 
-__getattr__, __dir__ = lazy_names(__name__, _NAMES)
+__getattr__, __dir__ = lazy_names(__name__, _MODULES)
 
 __all__ = [
-    "CALL",
-    "CLOSED",
-    "DEFAULT_PREFIX",
-    "DEFER",
-    "FAILURE",
-    "HALF_OPEN",
-    "OPEN",
-    "PROBE",
-    "RELEASE",
-    "SUCCESS",
-    "TRIP_ON",
-    "Admission",
-    "Breaker",
-    "BreakerOpen",
-    "BreakerUnavailable",
-    "MemoryStorage",
-    "OnUnavailable",
-    "Policy",
-    "RedisStorage",
-    "Snapshot",
-    "State",
-    "Storage",
-    "breaker_for",
-    "finish",
-    "guard",
-    "report",
+    "CALL", "CLOSED", "DEFAULT_PREFIX", "DEFER", "FAILURE", "HALF_OPEN", "OPEN", "PROBE", "RELEASE", "SUCCESS",
+    "TRIP_ON", "Admission", "Breaker", "BreakerOpen", "BreakerUnavailable", "MemoryStorage", "OnUnavailable",
+    "Policy", "RedisStorage", "Snapshot", "State", "Storage", "breaker_for", "finish", "guard", "report",
 ]

@@ -19,13 +19,9 @@ Never a hang: the client must have socket timeouts (checked), and an unanswered 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
-import redis
-
-from ..redisio.client import client_from_url, guarded, require_timeouts
-from ..redisio.scripts import clock_argument, script_source
+from ..redisio.store import ScriptedStore
 from .state import Admission, Policy, State
 from .storage import BreakerUnavailable
 
@@ -34,52 +30,31 @@ from .storage import BreakerUnavailable
 DEFAULT_TIMEOUT = 0.25
 
 
-T = TypeVar("T")
-
-
-
-class RedisStorage:
+class RedisStorage(ScriptedStore):
     """Breaker state in Redis; see the module docstring."""
 
-    def __init__(self, client: redis.Redis, *, clock: Callable[[], float] | None = None) -> None:
-        require_timeouts(client, "circuit breakers")
-        self.client = client
-        self._clock = clock
-        self._admit = client.register_script(script_source(__package__, "admit"))
-        self._record = client.register_script(script_source(__package__, "record"))
-        self._load = client.register_script(script_source(__package__, "load"))
-
-    @classmethod
-    def from_url(
-        cls, url: str, *, timeout: float = DEFAULT_TIMEOUT, clock: Callable[[], float] | None = None, **options: Any
-    ) -> RedisStorage:
-        """A storage on a new client for ``url`` with ``timeout`` s socket timeouts and one retry."""
-        return cls(client_from_url(url, timeout, **options), clock=clock)
+    purpose = "circuit breakers"
+    unavailable = BreakerUnavailable
+    default_timeout = DEFAULT_TIMEOUT
+    scripts = ("admit", "record", "load")
 
     def admit(self, key: str, policy: Policy, u: float | None = None) -> Admission:
         u = random.random() if u is None else u
-        now, action, due, mode = self._guard(self._admit, _keys(key), [self._now(), *policy.arguments(), repr(u)])
+        now, action, due, mode = self._guard(self._scripts["admit"], _keys(key), [self._now(), *policy.arguments(), repr(u)])
         return Admission(_text(action), int(due), int(now), _text(mode))
 
     def record(self, key: str, policy: Policy, outcome: str, probe: bool) -> str:
         args = [self._now(), *policy.arguments(), outcome, "1" if probe else "0"]
-        _, mode = self._guard(self._record, _keys(key), args)
+        _, mode = self._guard(self._scripts["record"], _keys(key), args)
         return _text(mode)
 
     def load(self, key: str) -> tuple[State, int]:
-        now, mode, *numbers, failures = self._guard(self._load, _keys(key), [self._now()])
+        now, mode, *numbers, failures = self._guard(self._scripts["load"], _keys(key), [self._now()])
         o, p, n, i, k, t, c, b, d = (int(x) for x in numbers)
         return State(_text(mode), o, p, n, i, k, t, c, b, d, tuple(int(f) for f in failures)), int(now)
 
     def reset(self, key: str) -> None:
         self._guard(self.client.delete, *_keys(key))
-
-    def _now(self) -> str | int:
-        return clock_argument(self._clock)
-
-    @staticmethod
-    def _guard(call: Callable[..., T], *args: Any) -> T:
-        return guarded(call, BreakerUnavailable, *args)
 
 
 def _keys(key: str) -> list[str]:

@@ -8,50 +8,19 @@ from typing import TYPE_CHECKING
 
 from .._lazy import lazy_names
 
-if TYPE_CHECKING:
-    from .tasks import (
-        AuthInvalid,
-        CallDeferred,
-        CallFailed,
-        FacebookTask,
-        GitHubTask,
-        HTTPTask,
-        InstagramTask,
-        LinkedInTask,
-        MastodonTask,
-        RedditTask,
-        TwitterTask,
-        VerdictError,
-    )
+if TYPE_CHECKING:  # the names for type checkers, one line a module (isort would wrap them)
+    # isort: off
+    from .tasks import AuthInvalid, CallDeferred, CallFailed, FacebookTask, GitHubTask, HTTPTask, InstagramTask, LinkedInTask, MastodonTask, RedditTask, TwitterTask, VerdictError
+    # isort: on
 
-_NAMES = {
-    "AuthInvalid": ".tasks",
-    "CallDeferred": ".tasks",
-    "CallFailed": ".tasks",
-    "FacebookTask": ".tasks",
-    "GitHubTask": ".tasks",
-    "HTTPTask": ".tasks",
-    "InstagramTask": ".tasks",
-    "LinkedInTask": ".tasks",
-    "MastodonTask": ".tasks",
-    "RedditTask": ".tasks",
-    "TwitterTask": ".tasks",
-    "VerdictError": ".tasks",
+#: Module (relative) -> the public names it defines, loaded on first use.
+_MODULES = {
+    ".tasks": "AuthInvalid CallDeferred CallFailed FacebookTask GitHubTask HTTPTask InstagramTask LinkedInTask MastodonTask RedditTask TwitterTask VerdictError",
 }
 
-__getattr__, __dir__ = lazy_names(__name__, _NAMES)
+__getattr__, __dir__ = lazy_names(__name__, _MODULES)
 
 __all__ = [
-    "AuthInvalid",
-    "CallDeferred",
-    "CallFailed",
-    "FacebookTask",
-    "GitHubTask",
-    "HTTPTask",
-    "InstagramTask",
-    "LinkedInTask",
-    "MastodonTask",
-    "RedditTask",
-    "TwitterTask",
-    "VerdictError",
+    "AuthInvalid", "CallDeferred", "CallFailed", "FacebookTask", "GitHubTask", "HTTPTask", "InstagramTask",
+    "LinkedInTask", "MastodonTask", "RedditTask", "TwitterTask", "VerdictError",
 ]

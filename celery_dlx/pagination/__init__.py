@@ -8,36 +8,21 @@ from typing import TYPE_CHECKING
 
 from .._lazy import lazy_names
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the names for type checkers, one line a module (isort would wrap them)
+    # isort: off
     from .plans import Guards, Halt, Observation, Page, next_step
     from .tasks import PageLedger, PageTask, PaginationError, cursor_pages, offset_pages, window_pages
+    # isort: on
 
-_NAMES = {
-    "Guards": ".plans",
-    "Halt": ".plans",
-    "Observation": ".plans",
-    "Page": ".plans",
-    "next_step": ".plans",
-    "PageLedger": ".tasks",
-    "PageTask": ".tasks",
-    "PaginationError": ".tasks",
-    "cursor_pages": ".tasks",
-    "offset_pages": ".tasks",
-    "window_pages": ".tasks",
+#: Module (relative) -> the public names it defines, loaded on first use.
+_MODULES = {
+    ".plans": "Guards Halt Observation Page next_step",
+    ".tasks": "PageLedger PageTask PaginationError cursor_pages offset_pages window_pages",
 }
 
-__getattr__, __dir__ = lazy_names(__name__, _NAMES)
+__getattr__, __dir__ = lazy_names(__name__, _MODULES)
 
 __all__ = [
-    "cursor_pages",
-    "Guards",
-    "Halt",
-    "next_step",
-    "Observation",
-    "offset_pages",
-    "Page",
-    "PageLedger",
-    "PageTask",
-    "PaginationError",
-    "window_pages",
+    "cursor_pages", "Guards", "Halt", "next_step", "Observation", "offset_pages", "Page", "PageLedger", "PageTask",
+    "PaginationError", "window_pages",
 ]

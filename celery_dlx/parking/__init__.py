@@ -8,24 +8,20 @@ from typing import TYPE_CHECKING
 
 from .._lazy import lazy_names
 
-if TYPE_CHECKING:
-    from .lot import ParkingLot, ReplayError, SweepResult
+if TYPE_CHECKING:  # the names for type checkers, one line a module (isort would wrap them)
+    # isort: off
     from .park import ParkedMessage, park
+    from .lot import ParkingLot, ReplayError, SweepResult
+    # isort: on
 
-_NAMES = {
-    "ParkedMessage": ".park",
-    "park": ".park",
-    "ParkingLot": ".lot",
-    "ReplayError": ".lot",
-    "SweepResult": ".lot",
+#: Module (relative) -> the public names it defines, loaded on first use.
+_MODULES = {
+    ".park": "ParkedMessage park",
+    ".lot": "ParkingLot ReplayError SweepResult",
 }
 
-__getattr__, __dir__ = lazy_names(__name__, _NAMES)
+__getattr__, __dir__ = lazy_names(__name__, _MODULES)
 
 __all__ = [
-    "park",
-    "ParkedMessage",
-    "ParkingLot",
-    "ReplayError",
-    "SweepResult",
+    "park", "ParkedMessage", "ParkingLot", "ReplayError", "SweepResult",
 ]

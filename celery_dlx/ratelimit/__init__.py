@@ -13,49 +13,31 @@ from typing import TYPE_CHECKING
 
 from .._lazy import lazy_names
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the names for type checkers, one line a module (isort would wrap them)
+    # isort: off
     from .adaptive import AdaptiveRate
+    from .tasks import Throttled, acquire_or_retry, deferral
     from .limit import Limit
     from .limiter import Decision, Limiter, OnUnavailable
     from .rates import Rate
     from .redis_storage import RedisStorage
     from .storage import Answer, MemoryStorage, Slot, Storage, StorageUnavailable
-    from .tasks import Throttled, acquire_or_retry, deferral
+    # isort: on
 
-_NAMES = {
-    "AdaptiveRate": ".adaptive",
-    "Throttled": ".tasks",
-    "acquire_or_retry": ".tasks",
-    "deferral": ".tasks",
-    "Limit": ".limit",
-    "Decision": ".limiter",
-    "Limiter": ".limiter",
-    "OnUnavailable": ".limiter",
-    "Rate": ".rates",
-    "RedisStorage": ".redis_storage",
-    "Answer": ".storage",
-    "MemoryStorage": ".storage",
-    "Slot": ".storage",
-    "Storage": ".storage",
-    "StorageUnavailable": ".storage",
+#: Module (relative) -> the public names it defines, loaded on first use.
+_MODULES = {
+    ".adaptive": "AdaptiveRate",
+    ".tasks": "Throttled acquire_or_retry deferral",
+    ".limit": "Limit",
+    ".limiter": "Decision Limiter OnUnavailable",
+    ".rates": "Rate",
+    ".redis_storage": "RedisStorage",
+    ".storage": "Answer MemoryStorage Slot Storage StorageUnavailable",
 }
 
-__getattr__, __dir__ = lazy_names(__name__, _NAMES)
+__getattr__, __dir__ = lazy_names(__name__, _MODULES)
 
 __all__ = [
-    "AdaptiveRate",
-    "Answer",
-    "Decision",
-    "Limit",
-    "Limiter",
-    "MemoryStorage",
-    "OnUnavailable",
-    "Rate",
-    "RedisStorage",
-    "Slot",
-    "Storage",
-    "StorageUnavailable",
-    "Throttled",
-    "acquire_or_retry",
-    "deferral",
+    "AdaptiveRate", "Answer", "Decision", "Limit", "Limiter", "MemoryStorage", "OnUnavailable", "Rate",
+    "RedisStorage", "Slot", "Storage", "StorageUnavailable", "Throttled", "acquire_or_retry", "deferral",
 ]

@@ -25,13 +25,10 @@ one slot: put a hash tag in the prefix (``"{rl}:celery_dlx"``); this is not test
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from typing import Any
 
-import redis
-
-from ..redisio.client import client_from_url, guarded, require_timeouts
-from ..redisio.scripts import clock_argument, script_source
+from ..redisio.store import ScriptedStore
 from .budget import SAME_WINDOW_US
 from .storage import (
     ADAPTIVE,
@@ -47,30 +44,13 @@ from .storage import (
 DEFAULT_TIMEOUT = 0.5
 
 
-T = TypeVar("T")
-
-
-
-class RedisStorage:
+class RedisStorage(ScriptedStore):
     """Rate-limit state in Redis; see the module docstring for clock, errors and keys."""
 
-    def __init__(self, client: redis.Redis, *, clock: Callable[[], float] | None = None) -> None:
-        require_timeouts(client, "rate limits")
-        self.client = client
-        self._clock = clock
-        self._acquire = client.register_script(script_source(__package__, "acquire"))
-        self._observe = client.register_script(script_source(__package__, "observe"))
-        self._feedback = client.register_script(script_source(__package__, "feedback"))
-
-    @classmethod
-    def from_url(
-        cls, url: str, *, timeout: float = DEFAULT_TIMEOUT, clock: Callable[[], float] | None = None, **options: Any
-    ) -> RedisStorage:
-        """A storage on a new client for ``url`` with ``timeout`` s socket timeouts and one retry.
-
-        ``options`` go to :meth:`redis.Redis.from_url`.
-        """
-        return cls(client_from_url(url, timeout, **options), clock=clock)
+    purpose = "rate limits"
+    unavailable = StorageUnavailable
+    default_timeout = DEFAULT_TIMEOUT
+    scripts = ("acquire", "observe", "feedback")
 
     def acquire(self, calls: Sequence[Sequence[Slot]], cost: int) -> list[Answer]:
         """One script run for the whole batch: one round trip, however many calls and limits."""
@@ -80,30 +60,23 @@ class RedisStorage:
             args.append(len(slots))
             for slot in slots:
                 _add_arguments(slot, keys, args)
-        reply = self._guard(self._acquire, keys, args)
+        reply = self._guard(self._scripts["acquire"], keys, args)
         return _answers(reply, calls)
 
     def observe(self, key: str, remaining: int, reset_us: int, relative: bool) -> None:
         args = [self._now(), remaining, reset_us, "1" if relative else "0", SAME_WINDOW_US]
-        self._guard(self._observe, [key + BUDGET], args)
+        self._guard(self._scripts["observe"], [key + BUDGET], args)
 
     def feedback(self, slots: Sequence[Slot], limited: bool, admitted_us: int, rates: Sequence[float]) -> None:
         args: list[Any] = [self._now(), "1" if limited else "0", admitted_us]
         for slot, rate in zip(slots, rates):
             args += (rate, *_adaptive_arguments(slot))
-        self._guard(self._feedback, [slot.key + ADAPTIVE for slot in slots], args)
+        self._guard(self._scripts["feedback"], [slot.key + ADAPTIVE for slot in slots], args)
 
     def clear(self, slots: Sequence[Slot]) -> None:
         keys = [slot.key + suffix for slot in slots for suffix in (WINDOW, BUDGET, ADAPTIVE)]
         if keys:
             self._guard(self.client.delete, *keys)
-
-    def _now(self) -> str | int:
-        return clock_argument(self._clock)
-
-    @staticmethod
-    def _guard(call: Callable[..., T], *args: Any) -> T:
-        return guarded(call, StorageUnavailable, *args)
 
 
 def _add_arguments(slot: Slot, keys: list[str], args: list[Any]) -> None:

@@ -9,29 +9,23 @@ from typing import TYPE_CHECKING
 
 from .._lazy import lazy_names
 
-if TYPE_CHECKING:
-    from .http_session import TimedSession
-    from .http_timeouts import HttpTimeouts, http_timeouts
+if TYPE_CHECKING:  # the names for type checkers, one line a module (isort would wrap them)
+    # isort: off
     from .task import SoftLimitReached, SoftLimitRetry, SoftLimitTask, remaining_soft_time
+    from .http_timeouts import HttpTimeouts, http_timeouts
+    from .http_session import TimedSession
+    # isort: on
 
-_NAMES = {
-    "SoftLimitReached": ".task",
-    "SoftLimitRetry": ".task",
-    "SoftLimitTask": ".task",
-    "remaining_soft_time": ".task",
-    "HttpTimeouts": ".http_timeouts",
-    "http_timeouts": ".http_timeouts",
-    "TimedSession": ".http_session",
+#: Module (relative) -> the public names it defines, loaded on first use.
+_MODULES = {
+    ".task": "SoftLimitReached SoftLimitRetry SoftLimitTask remaining_soft_time",
+    ".http_timeouts": "HttpTimeouts http_timeouts",
+    ".http_session": "TimedSession",
 }
 
-__getattr__, __dir__ = lazy_names(__name__, _NAMES)
+__getattr__, __dir__ = lazy_names(__name__, _MODULES)
 
 __all__ = [
-    "http_timeouts",
-    "HttpTimeouts",
-    "remaining_soft_time",
-    "SoftLimitReached",
-    "SoftLimitRetry",
-    "SoftLimitTask",
+    "http_timeouts", "HttpTimeouts", "remaining_soft_time", "SoftLimitReached", "SoftLimitRetry", "SoftLimitTask",
     "TimedSession",
 ]

@@ -8,46 +8,21 @@ from typing import TYPE_CHECKING
 
 from .._lazy import lazy_names
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the names for type checkers, one line a module (isort would wrap them)
+    # isort: off
     from .progress import TreeProgress, observe_tree
-    from .store import (
-        UNKNOWN,
-        TrackingConfig,
-        TreeResult,
-        TreeStore,
-        UnknownTree,
-        UntrackableTask,
-        spawn,
-        start_tree,
-        state_of,
-    )
+    from .store import UNKNOWN, TrackingConfig, TreeResult, TreeStore, UnknownTree, UntrackableTask, spawn, start_tree, state_of
+    # isort: on
 
-_NAMES = {
-    "TreeProgress": ".progress",
-    "observe_tree": ".progress",
-    "UNKNOWN": ".store",
-    "TrackingConfig": ".store",
-    "TreeResult": ".store",
-    "TreeStore": ".store",
-    "UnknownTree": ".store",
-    "UntrackableTask": ".store",
-    "spawn": ".store",
-    "start_tree": ".store",
-    "state_of": ".store",
+#: Module (relative) -> the public names it defines, loaded on first use.
+_MODULES = {
+    ".progress": "TreeProgress observe_tree",
+    ".store": "UNKNOWN TrackingConfig TreeResult TreeStore UnknownTree UntrackableTask spawn start_tree state_of",
 }
 
-__getattr__, __dir__ = lazy_names(__name__, _NAMES)
+__getattr__, __dir__ = lazy_names(__name__, _MODULES)
 
 __all__ = [
-    "observe_tree",
-    "spawn",
-    "start_tree",
-    "state_of",
-    "TrackingConfig",
-    "TreeProgress",
-    "TreeResult",
-    "TreeStore",
-    "UNKNOWN",
-    "UnknownTree",
-    "UntrackableTask",
+    "observe_tree", "spawn", "start_tree", "state_of", "TrackingConfig", "TreeProgress", "TreeResult", "TreeStore",
+    "UNKNOWN", "UnknownTree", "UntrackableTask",
 ]
