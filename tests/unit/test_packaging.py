@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import tarfile
+import zipfile
 from importlib import metadata
 from pathlib import Path
+
+import pytest
 
 import celery_dlx
 
@@ -23,3 +29,65 @@ def test_py_typed_ships_with_the_package() -> None:
 
 def test_public_api() -> None:
     assert {"delayed_retry", "DLXTask", "DelayLevels", "Topology", "Settings", "TopologyMismatch"} <= set(celery_dlx.__all__)
+
+
+ROOT = Path(__file__).resolve().parents[2]
+LUA = {
+    "celery_dlx/redisio/lua/clock.lua",
+    "celery_dlx/redisio/lua/once_acquire.lua",
+    "celery_dlx/ratelimit/lua/acquire.lua",
+    "celery_dlx/breaker/lua/admit.lua",
+    "celery_dlx/pagination/lua/observe.lua",
+}
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Wheel and sdist built from this checkout (no isolation: setuptools and wheel come with
+    the test extra, so no download is needed)."""
+    out = tmp_path_factory.mktemp("dist")
+    subprocess.run(
+        [sys.executable, "-m", "build", "--no-isolation", "--wheel", "--sdist", "--outdir", str(out), str(ROOT)],
+        check=True, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    return out
+
+
+def test_the_wheel_and_the_sdist_carry_lua_and_py_typed(built: Path) -> None:
+    (wheel,) = built.glob("*.whl")
+    (sdist,) = built.glob("*.tar.gz")
+    in_wheel = set(zipfile.ZipFile(wheel).namelist())
+    assert {*LUA, "celery_dlx/py.typed"} <= in_wheel
+    assert not any(name.startswith("tests/") for name in in_wheel)
+    with tarfile.open(sdist) as archive:
+        in_sdist = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
+    assert {*LUA, "celery_dlx/py.typed", "pyproject.toml"} <= in_sdist
+
+
+def test_the_installed_wheel_imports_and_runs_the_cli(built: Path, tmp_path: Path) -> None:
+    """A fresh venv with the wheel alone (its dependencies are this environment's, on the path
+    by a .pth line, so nothing is downloaded): the package is the wheel's, and ``celery dlx``
+    is found through the wheel's entry point."""
+    (wheel,) = built.glob("*.whl")
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    python = venv / "bin" / "python"
+    site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True, capture_output=True, text=True,
+    ).stdout.strip()  # fmt: skip
+    with zipfile.ZipFile(wheel) as archive:
+        archive.extractall(site)
+    dependencies = [p for p in sys.path if p.endswith("site-packages")]
+    (Path(site) / "dependencies.pth").write_text("\n".join(dependencies) + "\n")
+    found = subprocess.run(
+        [str(python), "-c", "import celery_dlx, celery_dlx.broker.plan as p; print(celery_dlx.__file__); print(p.DelayLevels().levels)"],
+        check=True, capture_output=True, text=True, cwd=tmp_path,
+    ).stdout.split()  # fmt: skip
+    assert found[0].startswith(site) and found[1] == "28"
+    cli = subprocess.run(
+        [str(python), "-m", "celery", "dlx", "--help"], capture_output=True, text=True, cwd=tmp_path, timeout=120
+    )
+    assert cli.returncode == 0, cli.stderr
+    for verb in ("declare", "verify", "status", "parked", "replay", "purge", "send"):
+        assert verb in cli.stdout
