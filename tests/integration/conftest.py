@@ -6,15 +6,10 @@ go green by skipping.
 
 from __future__ import annotations
 
-import os
-import shlex
-import socket
-import subprocess
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pika
@@ -26,37 +21,13 @@ from kombu import Connection
 from celery_dlx import Settings, Topology
 from celery_dlx.testing.worker import WorkerProcess, queue_counts, wait_for_arrivals
 
+from ..support import ROOT, missing, reachable
 from .dlx_app import BROKER_URL, REDIS_URL, make_app
-
-ROOT = Path(__file__).resolve().parents[2]
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-def rabbitmqctl(*args: str) -> str:
-    """Run rabbitmqctl, the broker's own view, independent of celery_dlx and kombu.
-
-    With RabbitMQ in Docker set DLX_RABBITMQCTL, e.g.
-    ``docker compose -f docker/compose.yaml exec -T rabbitmq rabbitmqctl``.
-    """
-    command = shlex.split(os.environ.get("DLX_RABBITMQCTL", "rabbitmqctl"))
-    return subprocess.run([*command, "-q", *args], check=True, capture_output=True, text=True).stdout
-
-
-def _reachable(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=2):
-            return True
-    except OSError:
-        return False
 
 
 def require(service: str, host: str, port: int) -> None:
-    if _reachable(host, port):
-        return
-    message = f"{service} is not reachable on {host}:{port}"
-    if IN_CI:
-        pytest.fail(f"{message} (CI=true: integration tests must run)")
-    pytest.skip(message)
+    if not reachable(host, port):
+        missing(f"{service} is not reachable on {host}:{port}", "integration tests")
 
 
 @pytest.fixture(scope="session")

@@ -17,8 +17,9 @@ import redis
 from celery_dlx.breaker import OPEN, Breaker, RedisStorage
 from celery_dlx.testing.worker import WorkerProcess
 
+from ..support import ROOT
 from . import breaker_app
-from .conftest import ROOT, DLXEnv
+from .conftest import DLXEnv
 from .dlx_app import BROKER_URL, REDIS_URL
 from .test_networks import Reply, TwitterLike, twitter_like  # noqa: F401  (fixture)
 

@@ -22,7 +22,8 @@ import redis
 from celery_dlx.parking.lot import BATCH
 from celery_dlx.testing.worker import WorkerProcess, queue_counts, wait_until
 
-from .conftest import ROOT, DLXEnv, rabbitmqctl
+from ..support import ROOT, rabbitmqctl
+from .conftest import DLXEnv
 from .dlx_app import BROKER_URL
 
 pytestmark = pytest.mark.integration

@@ -21,8 +21,9 @@ from celery_dlx.networks.tasks import AuthInvalid
 from celery_dlx.parking.lot import ParkingLot
 from celery_dlx.testing.worker import WorkerProcess, wait_until
 
+from ..support import ROOT
 from . import networks_app
-from .conftest import ROOT, DLXEnv
+from .conftest import DLXEnv
 from .dlx_app import BROKER_URL
 
 pytestmark = pytest.mark.integration

@@ -22,7 +22,8 @@ from celery_dlx.testing.worker import WorkerProcess, wait_for_arrivals
 from celery_dlx.tracking.progress import TreeProgress
 from celery_dlx.tracking.store import UNKNOWN, TreeResult, start_tree, state_of
 
-from .conftest import ROOT, DLXEnv, _cleanup
+from ..support import ROOT
+from .conftest import DLXEnv, _cleanup
 from .dlx_app import BROKER_URL
 from .fake_api import Dataset, FakeAPI
 from .pagination_app import RETRY_DELAY, SESSION_MARGIN, SOFT_LIMIT, make_app

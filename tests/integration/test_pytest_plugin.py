@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import rabbitmqctl
+from ..support import rabbitmqctl
 
 pytestmark = pytest.mark.integration
 pytest_plugins = ["pytester"]

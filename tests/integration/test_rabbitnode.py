@@ -7,7 +7,7 @@ from kombu import Connection, Producer, Queue
 
 from celery_dlx.testing.rabbitnode import RabbitNode
 
-from .conftest import rabbitmqctl
+from ..support import rabbitmqctl
 
 pytestmark = pytest.mark.integration
 

@@ -17,7 +17,8 @@ from celery_dlx.ratelimit.tasks import MAX_JITTER
 from celery_dlx.testing.worker import WorkerProcess
 from tests.unit.test_ratelimit_concurrency import busiest_window
 
-from .conftest import ROOT, DLXEnv, _cleanup
+from ..support import ROOT
+from .conftest import DLXEnv, _cleanup
 from .dlx_app import BROKER_URL
 from .ratelimit_app import make_ratelimit_app
 

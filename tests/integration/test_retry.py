@@ -14,7 +14,8 @@ from celery.result import AsyncResult
 from celery_dlx import DelayLevels
 from celery_dlx.testing.worker import queue_counts
 
-from .conftest import DLXEnv, rabbitmqctl
+from ..support import rabbitmqctl
+from .conftest import DLXEnv
 from .dlx_app import BROKER_URL
 
 pytestmark = pytest.mark.integration

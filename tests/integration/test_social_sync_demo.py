@@ -17,7 +17,7 @@ import pytest
 import redis
 from kombu import Connection
 
-from .conftest import ROOT
+from ..support import ROOT
 from .dlx_app import BROKER_URL
 
 pytestmark = pytest.mark.integration

@@ -12,7 +12,8 @@ from kombu import Connection
 from celery_dlx import Topology, TopologyMismatch
 from celery_dlx.testing.worker import queue_counts
 
-from .conftest import DLXEnv, rabbitmqctl
+from ..support import rabbitmqctl
+from .conftest import DLXEnv
 from .dlx_app import BROKER_URL
 
 pytestmark = pytest.mark.integration

@@ -18,7 +18,8 @@ from kombu import Connection, Queue
 from celery_dlx.broker.topology import destination_binding_arguments
 from celery_dlx.ops.verify import Difference, Entity, Report, verify
 
-from .conftest import DLXEnv, rabbitmqctl, require
+from ..support import rabbitmqctl
+from .conftest import DLXEnv, require
 from .dlx_app import BROKER_URL
 
 pytestmark = pytest.mark.integration

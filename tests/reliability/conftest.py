@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -32,10 +31,9 @@ from celery_dlx import Settings, Topology
 from celery_dlx.testing.rabbitnode import RABBITMQ_BIN, RabbitNode
 from celery_dlx.testing.worker import WorkerProcess, queue_counts
 
+from ..support import ROOT, missing, reachable
 from .rel_app import REDIS_URL, make_app
 
-ROOT = Path(__file__).resolve().parents[2]
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 FULL = os.environ.get("DLX_RELIABILITY_FULL", "").lower() in ("1", "true", "yes")
 #: Where the table is written: the committed results.md by a full run, else only if asked.
 RESULTS = os.environ.get("DLX_RELIABILITY_RESULTS") or (str(Path(__file__).with_name("results.md")) if FULL else None)
@@ -109,18 +107,8 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 # services
 
 
-def _reachable(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=2):
-            return True
-    except OSError:
-        return False
-
-
 def _missing(message: str) -> None:
-    if IN_CI:
-        pytest.fail(f"{message} (CI=true: the reliability suite must run)")
-    pytest.skip(message)
+    missing(message, "the reliability suite")
 
 
 @pytest.fixture(scope="session")
@@ -131,14 +119,14 @@ def rabbit_installed() -> None:
 
 @pytest.fixture(scope="session")
 def store() -> redis.Redis:
-    if not _reachable("127.0.0.1", 6379):
+    if not reachable("127.0.0.1", 6379):
         _missing("Redis is not reachable on 127.0.0.1:6379")
     return redis.Redis.from_url(REDIS_URL)
 
 
 def new_node(name: str, port: int, base: Path) -> RabbitNode:
     """A RabbitNode on 127.0.0.1:``port`` (must be free: a leftover node is an error, not reused)."""
-    if _reachable("127.0.0.1", port):
+    if reachable("127.0.0.1", port):
         pytest.fail(f"port {port} is taken; a node from an earlier run may still be up (node {name})")
     return RabbitNode(name, port, base_dir=base, config={"log.file.level": "warning"})
 
