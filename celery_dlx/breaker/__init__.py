@@ -8,7 +8,7 @@ probe, spread at a recovery rate.  See ``docs/breaker.md``.
 
 *How* is pure (:mod:`.state`: the state machine, :mod:`.spread`: the recovery slots); *where*
 is a storage (:class:`MemoryStorage`, :class:`RedisStorage`: Lua, atomic); :class:`Breaker`
-names breakers and decides what happens when the storage is unavailable; :mod:`.celery`
+names breakers and decides what happens when the storage is unavailable; :mod:`.tasks`
 connects it to tasks (the network Task base classes use it by default).
 """
 

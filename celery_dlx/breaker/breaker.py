@@ -1,6 +1,6 @@
 """``Breaker``: circuit breakers by name (a network, or a network and an endpoint) over a storage.
 
-No Celery here (:mod:`.celery` connects it to tasks).  A task asks :meth:`Breaker.admit`
+No Celery here (:mod:`.tasks` connects it to tasks).  A task asks :meth:`Breaker.admit`
 before calling a network and reports how the call went with :meth:`Breaker.record` (or
 :meth:`Breaker.record_verdict`); a status display reads :meth:`Breaker.state`.
 

@@ -3,7 +3,7 @@
 A call names its factors (``limiter.acquire(network="twitter", token="t1", queue="social")``);
 every :class:`~.limit.Limit` that covers them must admit it, and the storage decides for all
 of them in one atomic step (one Redis round trip).  A denied call is told how long to wait
-and is never blocked: the caller reschedules it (:func:`~.celery.acquire_or_retry` does so
+and is never blocked: the caller reschedules it (:func:`~.tasks.acquire_or_retry` does so
 through the broker).  Nothing is consumed from any limit by a denied call.
 
 Besides known rates, the limiter learns: :meth:`Limiter.observe` takes what response headers
