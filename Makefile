@@ -35,3 +35,10 @@ bench-quick: $(VENV)/.installed services
 
 bench-all: $(VENV)/.installed services
 	$(PY) -m benchmarks.run
+
+# ruff and mypy --strict, configured in pyproject.toml.
+.PHONY: lint
+lint: $(VENV)/.installed
+	$(PY) -m pip install -q -e '.[lint]'
+	$(PY) -m ruff check celery_dlx tests benchmarks examples
+	$(PY) -m mypy
