@@ -26,7 +26,8 @@ from pathlib import Path
 import redis
 
 from .bench_app import CONTENDERS, REDIS_URL
-from .run import Cleanup, Deployment, absorb
+from .harness import Cleanup, Deployment
+from .sections.growth import absorb
 
 
 def per_process_mb(dep: Deployment) -> list[float]:

@@ -1,0 +1,1 @@
+"""One module per section of ``python -m benchmarks.run``."""
