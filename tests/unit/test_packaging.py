@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tarfile
@@ -80,13 +81,14 @@ def test_the_installed_wheel_imports_and_runs_the_cli(built: Path, tmp_path: Pat
         archive.extractall(site)
     dependencies = [p for p in sys.path if p.endswith("site-packages")]
     (Path(site) / "dependencies.pth").write_text("\n".join(dependencies) + "\n")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # only the venv decides what is imported
     found = subprocess.run(
         [str(python), "-c", "import celery_dlx, celery_dlx.broker.plan as p; print(celery_dlx.__file__); print(p.DelayLevels().levels)"],
-        check=True, capture_output=True, text=True, cwd=tmp_path,
+        check=True, capture_output=True, text=True, cwd=tmp_path, env=env,
     ).stdout.split()  # fmt: skip
     assert found[0].startswith(site) and found[1] == "28"
     cli = subprocess.run(
-        [str(python), "-m", "celery", "dlx", "--help"], capture_output=True, text=True, cwd=tmp_path, timeout=120
+        [str(python), "-m", "celery", "dlx", "--help"], capture_output=True, text=True, cwd=tmp_path, timeout=120, env=env
     )
     assert cli.returncode == 0, cli.stderr
     for verb in ("declare", "verify", "status", "parked", "replay", "purge", "send"):
