@@ -62,6 +62,9 @@ def measure(samples: int, queue_type: str) -> dict[str, dict[str, float]]:
         publisher.close()
         with Connection(BROKER_URL) as connection:
             topology.delete(connection)
+            with connection.channel() as channel:  # the work queue and exchange Celery's defaults made
+                channel.queue_delete(work)
+                channel.exchange_delete(work)
     return {"depth check": _summary(depth), "confirmed park publish": _summary(publish)}
 
 
