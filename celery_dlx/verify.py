@@ -36,7 +36,7 @@ from kombu import Connection, Exchange, Queue
 from kombu.transport.base import to_rabbitmq_queue_arguments
 
 from .errors import CeleryDLXError
-from .topology import Topology, destination_binding_arguments
+from .topology import RETENTION_ARGUMENTS, Topology, destination_binding_arguments
 
 QUEUE_TYPE_ARG = "x-queue-type"
 #: Management API ports RabbitMQ listens on by default, without and with TLS.
@@ -247,6 +247,8 @@ class Report:
     extra: list[Entity] = field(default_factory=list)
     different: list[Difference] = field(default_factory=list)
     unchecked: list[str] = field(default_factory=list)
+    #: How to fix findings whose generic fix (delete and re-declare) would lose messages.
+    fixes: list[str] = field(default_factory=list)
 
     @property
     def drift(self) -> bool:
@@ -259,6 +261,7 @@ class Report:
             *(f"+ extra {entity}" for entity in self.extra),
             *(f"~ {d.entity}: {d.what} expected {_show(d.expected)}, found {_show(d.actual)}" for d in self.different),
             *(f"? {note}" for note in self.unchecked),
+            *(f"! fix: {fix}" for fix in self.fixes),
             self._summary(),
         ]
 
@@ -285,6 +288,7 @@ class Report:
                 for d in self.different
             ],
             "unchecked": list(self.unchecked),
+            "fixes": list(self.fixes),
         }
 
 
@@ -405,15 +409,25 @@ def verify(
     """
     wanted = expected(topology, destinations)
     if use_management is False:
-        return _verify_over_amqp(connection, wanted, f"{_NOT_LISTED}: the management API was not used")
-    api = ManagementAPI.for_connection(connection, management_url, timeout)
-    try:
-        state = api.read(connection.info()["virtual_host"])
-    except ManagementUnavailable as exc:
-        if use_management:
-            raise
-        return _verify_over_amqp(connection, wanted, f"{_NOT_LISTED}: {exc}")
-    return diff(wanted, state, topology.owns)
+        report = _verify_over_amqp(connection, wanted, f"{_NOT_LISTED}: the management API was not used")
+    else:
+        api = ManagementAPI.for_connection(connection, management_url, timeout)
+        try:
+            report = diff(wanted, api.read(connection.info()["virtual_host"]), topology.owns)
+        except ManagementUnavailable as exc:
+            if use_management:
+                raise
+            report = _verify_over_amqp(connection, wanted, f"{_NOT_LISTED}: {exc}")
+    return with_fixes(report, topology)
+
+
+def with_fixes(report: Report, topology: Topology) -> Report:
+    """Add the parking lot's own fix when its retention arguments differ: deleting the queue,
+    the fix of every other mismatch, would throw its parked messages away."""
+    lot = Entity("queue", topology.parking_queue.name)
+    if any(d.entity == lot and d.what in RETENTION_ARGUMENTS for d in report.different):
+        report.fixes.append(topology.parking_retention_fix())
+    return report
 
 
 _INEQUIVALENT = re.compile(r"inequivalent arg '(?P<what>[^']+)' for .*: received .+ but current is (?P<current>.+)$")

@@ -2,7 +2,9 @@
 
 Configured from environment variables so the test process and the worker subprocess build the
 same app: DLX_TEST_PREFIX, DLX_TEST_QUEUE_TYPE (delay queues), DLX_TEST_WORK_QUEUE_TYPE,
-DLX_TEST_QUEUES (comma-separated work queues, the first is the default), DLX_TEST_ACKS_LATE.
+DLX_TEST_QUEUES (comma-separated work queues, the first is the default), DLX_TEST_ACKS_LATE,
+DLX_TEST_PARKING_MAX_MESSAGES and DLX_TEST_PARKING_MAX_AGE (``none`` for no limit; absent: the
+defaults).
 Each task records every arrival in a Redis list so tests can count them independently of
 Celery's result backend.
 """
@@ -44,6 +46,10 @@ def make_app(env: Mapping[str, str]) -> Celery:
         worker_hijack_root_logger=False,
         broker_connection_retry_on_startup=True,
     )
+    for name, key in (("MESSAGES", "dlx_parking_max_messages"), ("AGE", "dlx_parking_max_age")):
+        value = env.get(f"DLX_TEST_PARKING_MAX_{name}")
+        if value is not None:
+            app.conf[key] = None if value == "none" else float(value) if name == "AGE" else int(value)
     store = redis.Redis.from_url(REDIS_URL)
 
     def record(task: Task, key: str) -> None:
