@@ -5,11 +5,15 @@ from __future__ import annotations
 import pickle
 import sys
 
+import pytest
 from billiard.einfo import ExceptionInfo
 from celery import Celery
 from celery.exceptions import Retry
 
 from celery_dlx import DLXTask
+
+#: Celery-facing: runs on every supported Celery minor (nox -s compat).
+pytestmark = pytest.mark.compat
 
 
 def _retry_einfo() -> ExceptionInfo:
