@@ -46,6 +46,7 @@ from typing import Any, cast
 from celery import Celery, Task
 from celery.canvas import Signature, group
 
+from .compat import RequestKeptOnCall
 from .errors import CeleryDLXError
 from .pages import Guards, Halt, Observation, Page, cursor_plan, fingerprint, next_step, offset_plan, window_plan
 from .destination import origin_queue
@@ -149,7 +150,7 @@ class PageLedger:
         return int(self.client.hlen(self._key(run, "items")))
 
 
-class Paginated:
+class Paginated(RequestKeptOnCall):
     """Mixin for a Celery ``Task`` class: the page protocol (see the module docstring).
 
     The task is called with ``page=`` (a :class:`~celery_dlx.pages.Page` in message form) and

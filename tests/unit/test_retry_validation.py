@@ -12,6 +12,9 @@ from celery.exceptions import Reject
 from celery_dlx import ConfigurationError, DLXTask, RetryPublishError
 from celery_dlx import republish as republish_module
 
+#: Celery-facing: runs on every supported Celery minor (nox -s compat).
+pytestmark = pytest.mark.compat
+
 
 @pytest.fixture
 def task() -> Iterator[DLXTask]:
