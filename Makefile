@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: test demo demo-retry services unit bench bench-all bench-quick
+.PHONY: test demo demo-retry services unit bench bench-all bench-quick celery-upstream
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,10 @@ test: $(VENV)/.installed services
 
 unit: $(VENV)/.installed
 	$(PY) -m pytest tests/unit
+
+# Celery's own integration tests (a subset), with Celery's Task and with DLXTask; see README "Tests".
+celery-upstream: $(VENV)/.installed services
+	$(PY) scripts/celery_integration.py --python $(PY)
 
 demo: $(VENV)/.installed services
 	$(PY) -m examples.social_sync
