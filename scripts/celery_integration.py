@@ -183,6 +183,7 @@ def check_services(broker: str, redis_url: str) -> None:
 
 def run_all(args: argparse.Namespace, workdir: Path) -> int:
     """Steps 1-5 of the module docstring."""
+    start = time.monotonic()
     python = resolve_python(args.python)
     version = celery_version(python)
     print(f"celery-integration: Celery {version} from {python}")
@@ -195,7 +196,10 @@ def run_all(args: argparse.Namespace, workdir: Path) -> int:
         print(f"celery-integration: warning: selection rule matches no test of Celery {version}: {rule}")
     if not selected:
         raise SetupError(f"no test selected out of {len(collected)} collected")
-    print(f"celery-integration: {len(selected)} of {len(collected)} collected tests selected")
+    print(
+        f"celery-integration: {len(selected)} of {len(collected)} collected tests selected "
+        f"(setup: sdist, venv, collection took {time.monotonic() - start:.0f}s)"
+    )
     runs = [
         run_tests(args, overlay, sdist, workdir, label, task_cls, selected)
         for label, task_cls in (("Task", CELERY_TASK_CLS), ("DLXTask", DLX_TASK_CLS))
