@@ -361,15 +361,20 @@ def select(collected: list[str], rules: list[str]) -> tuple[list[str], list[str]
 
     ``keyword:<text>`` matches a test whose name contains text; anything else is a node id
     that matches itself, its parametrisations (``id[...]``) and its children (``id::...``).
+    ``exclude:<rule>`` takes what ``<rule>`` matches out again, whatever the order of the lines
+    (for a test that is racy in itself, whichever task class runs it).
     """
     selected: set[str] = set()
+    excluded: set[str] = set()
     unmatched = []
     for rule in rules:
-        hits = {nodeid for nodeid in collected if rule_matches(rule, nodeid)}
+        negated = rule.startswith("exclude:")
+        pattern = rule.removeprefix("exclude:")
+        hits = {nodeid for nodeid in collected if rule_matches(pattern, nodeid)}
         if not hits:
             unmatched.append(rule)
-        selected |= hits
-    return [nodeid for nodeid in collected if nodeid in selected], unmatched
+        (excluded if negated else selected).update(hits)
+    return [nodeid for nodeid in collected if nodeid in selected - excluded], unmatched
 
 
 def rule_matches(rule: str, nodeid: str) -> bool:

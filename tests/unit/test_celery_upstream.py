@@ -55,6 +55,17 @@ def test_selection_rules_match_keyword_id_parametrisations_and_children_only() -
     assert unmatched == ["t/integration/test_canvas.py::test_gone"]
 
 
+def test_exclude_rules_take_tests_out_whatever_the_order() -> None:
+    rules = [
+        "exclude:t/integration/test_tasks.py::test_tasks::test_retry",
+        "keyword:retr",
+        "exclude:t/integration/test_canvas.py::test_gone",
+    ]
+    selected, unmatched = script.select(IDS, rules)
+    assert selected == [IDS[1]]
+    assert unmatched == ["exclude:t/integration/test_canvas.py::test_gone"]
+
+
 def test_committed_selection_and_known_failures_parse() -> None:
     rules = script.read_rules(script.DATA / "selection.txt")
     assert "keyword:retr" in rules
