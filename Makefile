@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: test demo demo-retry services unit bench bench-all bench-quick
+.PHONY: test demo demo-retry services unit matrix celery-upstream bench bench-all bench-quick
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,17 @@ test: $(VENV)/.installed services
 
 unit: $(VENV)/.installed
 	$(PY) -m pytest tests/unit
+
+# The supported-versions matrix (noxfile.py): unit tests on the other Pythons, the compat subset
+# on each older Celery minor.  `make test` covers Python 3.11 and the newest Celery.
+matrix: $(VENV)/.installed services
+	rm -f .nox/matrix.txt
+	$(PY) -m nox -s unit-3.10 unit-3.12 unit-3.13 compat
+	cat .nox/matrix.txt
+
+# Celery's own integration tests (a subset), with Celery's Task and with DLXTask; see README "Tests".
+celery-upstream: $(VENV)/.installed services
+	$(PY) scripts/celery_integration.py --python $(PY)
 
 demo: $(VENV)/.installed services
 	$(PY) -m examples.social_sync

@@ -25,14 +25,19 @@ class TopologyMismatch(CeleryDLXError):
     differs, once, so an operator can fix it (delete the entity, or align the settings).
     """
 
-    def __init__(self, mismatches: Sequence[tuple[str, str]]) -> None:
+    def __init__(self, mismatches: Sequence[tuple[str, str]], hints: Sequence[str] | None = None) -> None:
         self.mismatches = list(mismatches)
+        #: Fixes specific to some of the mismatches (the parking lot's retention), shown first.
+        self.hints = list(hints or [])
         lines = [f"  - {entity}: {detail}" for entity, detail in self.mismatches]
+        fixes = "".join(f"\nFix: {hint}" for hint in self.hints)
         super().__init__(
             "the broker's topology differs from what celery_dlx expects:\n"
             + "\n".join(lines)
+            + fixes
             + "\nDelete the listed entities (they are re-created on the next declare) or change the "
             "celery_dlx settings back to the values they were declared with."
+            + (" The parking queue is the exception: see the fix above." if self.hints else "")
         )
 
 

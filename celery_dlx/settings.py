@@ -20,6 +20,10 @@ QUEUE_TYPES = ("classic", "quorum")
 #: Environment variable that marks a test process; only there may delays be time-scaled.
 TEST_MODE_ENV = "CELERY_DLX_TEST_MODE"
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
+#: Default most messages the parking lot keeps (``dlx_parking_max_messages``); README justifies it.
+DEFAULT_PARKING_MAX_MESSAGES = 100_000
+#: Default longest stay in the parking lot, in seconds (``dlx_parking_max_age``): 30 days.
+DEFAULT_PARKING_MAX_AGE = 30 * 86400
 
 
 @dataclass(frozen=True)
@@ -41,6 +45,12 @@ class Settings:
       production.
     - ``park`` (``dlx_park``): publish a task that ran out of retries, or whose failure no
       retry can fix, to the parking queue before it fails (see :mod:`celery_dlx.parking.park`).
+    - ``parking_max_messages`` (``dlx_parking_max_messages``) and ``parking_max_age``
+      (``dlx_parking_max_age``, seconds): the parking lot's retention, declared on the parking
+      queue as ``x-max-length`` (with ``x-overflow: drop-head``: the oldest message goes) and
+      ``x-message-ttl``.  ``None`` or ``0`` means no limit; both ``None`` keeps everything, as
+      before these settings existed.  Without a bound, leftovers nobody replays (test runs,
+      abandoned accounts) pile up until the broker's memory alarm stops every publisher.
     """
 
     prefix: str = "celery_dlx"
@@ -50,6 +60,8 @@ class Settings:
     auto_declare: bool = True
     time_scale: float = 1.0
     park: bool = True
+    parking_max_messages: int | None = DEFAULT_PARKING_MAX_MESSAGES
+    parking_max_age: float | None = DEFAULT_PARKING_MAX_AGE
 
     def __post_init__(self) -> None:
         if not isinstance(self.prefix, str) or not _PREFIX_RE.match(self.prefix):
@@ -64,6 +76,36 @@ class Settings:
         scale = self.time_scale
         if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale <= 1:
             raise ConfigurationError(f"dlx_time_scale must be a number in (0, 1], got {scale!r}")
+        self._check_parking_retention()
+
+    def _check_parking_retention(self) -> None:
+        """Refuse retention values RabbitMQ would refuse or misread; ``0`` becomes ``None``.
+
+        RabbitMQ takes ``x-max-length: 0`` as "keep nothing", which nobody means by a parking
+        lot, so 0 is read as "no limit" like ``None``.  Fractions of a message, negative or
+        non-finite values are mistakes worth stopping at start-up, not at the first park.
+        """
+        most = self.parking_max_messages
+        if most is not None and (isinstance(most, bool) or not isinstance(most, int) or most < 0):
+            raise ConfigurationError(
+                f"dlx_parking_max_messages must be a whole number of messages >= 0 (0 or None: no limit), got {most!r}"
+            )
+        age = self.parking_max_age
+        if age is not None and (
+            isinstance(age, bool) or not isinstance(age, (int, float)) or not math.isfinite(age) or age < 0
+        ):
+            raise ConfigurationError(
+                f"dlx_parking_max_age must be a number of seconds >= 0 (0 or None: no limit), got {age!r}"
+            )
+        if age is not None and 0 < age < 0.001:
+            raise ConfigurationError(f"dlx_parking_max_age is kept in whole milliseconds: at least 0.001 s, got {age!r}")
+        object.__setattr__(self, "parking_max_messages", most or None)
+        object.__setattr__(self, "parking_max_age", age or None)
+
+    @property
+    def parking_max_age_ms(self) -> int | None:
+        """``parking_max_age`` as RabbitMQ's ``x-message-ttl`` (whole ms, rounded up: never early)."""
+        return None if self.parking_max_age is None else math.ceil(self.parking_max_age * 1000)
 
     @classmethod
     def from_conf(cls, conf: Mapping[str, Any], environ: Mapping[str, str] = os.environ) -> Settings:
@@ -93,4 +135,6 @@ class Settings:
             auto_declare=bool(conf.get("dlx_auto_declare", True)),
             time_scale=scale,
             park=bool(conf.get("dlx_park", True)),
+            parking_max_messages=conf.get("dlx_parking_max_messages", DEFAULT_PARKING_MAX_MESSAGES),
+            parking_max_age=conf.get("dlx_parking_max_age", DEFAULT_PARKING_MAX_AGE),
         )

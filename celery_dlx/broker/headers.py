@@ -12,8 +12,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from celery import Task
-from celery.utils.saferepr import saferepr
 
+from ..compat import repr_of_arguments
 from ..redact import redact
 
 #: Dead-letter history RabbitMQ adds; carrying it into a new publish makes RabbitMQ < 4.0.1 see
@@ -63,13 +63,12 @@ def argument_reprs(task: Task, args: Any, kwargs: Any) -> dict[str, str]:
     """
     request = task.request
     amqp = task.app.amqp
-    maxlevels = task.app.conf.task_repr_maxlevels
     argsrepr = request.get("argsrepr") if args is None else None
     kwargsrepr = request.get("kwargsrepr") if kwargs is None else None
     if argsrepr is None:
-        argsrepr = saferepr(args if args is not None else request.args, amqp.argsrepr_maxsize, maxlevels=maxlevels)
+        argsrepr = repr_of_arguments(task.app, args if args is not None else request.args, amqp.argsrepr_maxsize)
     if kwargsrepr is None:
-        kwargsrepr = saferepr(kwargs if kwargs is not None else request.kwargs, amqp.kwargsrepr_maxsize, maxlevels=maxlevels)
+        kwargsrepr = repr_of_arguments(task.app, kwargs if kwargs is not None else request.kwargs, amqp.kwargsrepr_maxsize)
     return {"argsrepr": redact(str(argsrepr)), "kwargsrepr": redact(str(kwargsrepr))}
 
 

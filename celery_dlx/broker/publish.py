@@ -79,6 +79,7 @@ class RetryPublisher:
         self._bound: set[str] = set()
         self._returned: list[tuple[Any, ...]] = []
         self._mismatch: tuple[float, TopologyMismatch] | None = None
+        self._probe: Any = None
 
     @contextmanager
     def producer(self, destination: str) -> Iterator[Producer]:
@@ -90,7 +91,7 @@ class RetryPublisher:
         """
         with self._lock:
             if self._mismatch is not None and time.monotonic() - self._mismatch[0] < MISMATCH_RECHECK:
-                raise TopologyMismatch(self._mismatch[1].mismatches)
+                raise TopologyMismatch(self._mismatch[1].mismatches, self._mismatch[1].hints)
             try:
                 producer = self._ready_producer(destination)
             except TopologyMismatch as mismatch:
@@ -118,7 +119,8 @@ class RetryPublisher:
             connection.ensure_connection(max_retries=3, interval_start=0.2, interval_step=0.5, interval_max=2)
             self._connection = connection
             if self.settings.auto_declare:
-                self.topology.declare(connection)
+                # A lot declared before dlx_parking_max_* existed is logged, not fatal: see declare.
+                self.topology.declare(connection, retention_drift="warn")
                 self._mismatch = None
             self._producer = DelayProducer(connection, auto_declare=False, on_return=self._on_return)  # type: ignore[no-untyped-call]
         if destination not in self._bound:
@@ -134,6 +136,20 @@ class RetryPublisher:
                 self.topology.bind_destination(channel, destination)
         self._bound.add(destination)
 
+    def queue_depth(self, queue: str, destination: str) -> int:
+        """Messages ready in ``queue``, by a passive declare on a channel of its own (a 404 closes
+        only that one, never the confirming channel), on the connection readied for a publish to
+        work queue ``destination``."""
+        with self.producer(destination):
+            assert self._connection is not None
+            if self._probe is None or not self._probe.is_open:
+                self._probe = self._connection.channel()
+            try:
+                return int(self._probe.queue_declare(queue, passive=True).message_count)
+            except Exception:
+                self._probe = None
+                raise
+
     def _on_return(self, exc: Exception, exchange: str, routing_key: str, message: Any) -> None:
         self._returned.append((exc, exchange, routing_key))
 
@@ -141,6 +157,7 @@ class RetryPublisher:
         """Drop the connection; the next publish opens a new one."""
         with self._lock:
             connection, self._connection, self._producer = self._connection, None, None
+            self._probe = None
             self._bound.clear()
             if connection is not None:
                 try:

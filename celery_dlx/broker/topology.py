@@ -8,7 +8,7 @@ Layout for ``prefix`` ``p``, unit ``u`` and levels ``0..N-1`` (see :mod:`celery_
     exchange p.delay.<u>ms.L01: "*.1.#" -> its queue, "*.0.#" -> exchange ...L00
     exchange p.delay.<u>ms.L00: "1.#" -> its queue, "0.#" -> exchange p.deliver
     p.deliver (headers, alternate-exchange p.parking) --dlx_queue=<name>--> work queue <name>
-    p.parking (fanout) --> queue p.parking
+    p.parking (fanout) --> queue p.parking (x-max-length + drop-head, x-message-ttl: the retention)
 
 Every level exchange also has ``p.parking`` as its alternate exchange, so a message whose key is
 no route (a foreign message put into a delay queue by name) is parked, not dropped.
@@ -25,6 +25,8 @@ through the alternate exchange instead of being dropped.
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +42,11 @@ from .plan import Route
 DESTINATION_HEADER = "dlx_queue"
 #: Message header with the due time (UNIX seconds) of a delayed message.
 DUE_HEADER = "dlx_due"
+#: Queue arguments that carry the parking lot's retention (``dlx_parking_max_*``).
+RETENTION_ARGUMENTS = ("x-max-length", "x-overflow", "x-message-ttl")
+_RETENTION_REFUSAL = re.compile(r"inequivalent arg '(?:x-max-length|x-overflow|x-message-ttl)'")
+
+logger = logging.getLogger(__name__)
 
 
 def destination_binding_arguments(queue_name: str) -> dict[str, str]:
@@ -141,14 +148,49 @@ class Topology:
 
     @property
     def parking_queue(self) -> Queue:
-        """Where messages that cannot reach their destination queue are kept, never dropped."""
+        """Where parked messages are kept, up to the retention limits (see :meth:`parking_arguments`)."""
         return Queue(
             f"{self.prefix}.parking",
             exchange=self.parking_exchange,
             routing_key="",
-            queue_arguments=self._queue_type_arguments(dead_letters=False) or None,
+            queue_arguments=self.parking_arguments() or None,
             durable=True,
             auto_delete=False,
+        )
+
+    def parking_arguments(self) -> dict[str, Any]:
+        """The parking queue's arguments: its type, and the retention of ``dlx_parking_max_*``.
+
+        ``x-overflow: drop-head`` makes a full lot drop its oldest message, keeping the newest
+        failures (the ones an operator is about to look at); ``reject-publish`` would instead
+        refuse the new park, and the task would fail unparked.  Both limits work alike on
+        classic and quorum queues from RabbitMQ 3.10 on (quorum queues gained message TTL in
+        3.10); unacknowledged deliveries (a replay in progress) do not count toward the length.
+        A limit that is off adds no argument, so "keep everything" declares the lot exactly as
+        celery_dlx did before retention existed.
+        """
+        args = self._queue_type_arguments(dead_letters=False)
+        if self.settings.parking_max_messages is not None:
+            args.update({"x-max-length": self.settings.parking_max_messages, "x-overflow": "drop-head"})
+        if self.settings.parking_max_age_ms is not None:
+            args["x-message-ttl"] = self.settings.parking_max_age_ms
+        return args
+
+    def parking_retention_fix(self) -> str:
+        """What to do about a parking queue the broker has with other retention arguments.
+
+        Deleting it, the generic fix of a mismatch, would throw away every parked message.
+        """
+        limits = (
+            f"dlx_parking_max_messages={self.settings.parking_max_messages!r}, "
+            f"dlx_parking_max_age={self.settings.parking_max_age!r}"
+        )
+        return (
+            f"the parking queue {self.parking_queue.name} was declared with other retention limits than "
+            f"{limits} (or before they existed). Do not delete it: it holds parked messages. Run "
+            "`celery -A <app> dlx migrate-parking`, which moves them, loss-free, into the lot re-declared with "
+            "these limits; or set dlx_parking_max_messages / dlx_parking_max_age to what the queue has "
+            "(None for a limit it lacks)."
         )
 
     @property
@@ -192,13 +234,25 @@ class Topology:
         """``deliver`` -> work queue ``queue_name``, matched on the ``dlx_queue`` header."""
         return Binding(self.deliver_exchange.name, "queue", queue_name, "", destination_binding_arguments(queue_name))
 
-    def declare(self, connection: Connection, destinations: Iterable[Queue] = ()) -> None:
+    def declare(self, connection: Connection, destinations: Iterable[Queue] = (), *, retention_drift: str = "raise") -> None:
         """Declare the whole topology and bind ``destinations`` (work queues) to ``deliver``.
 
         Idempotent.  Every entity is tried; the ones the broker already has with other
         arguments are reported together in one :class:`TopologyMismatch`.
+
+        ``retention_drift="warn"`` logs, instead of raising, a parking queue that differs only
+        in its retention (a lot declared before ``dlx_parking_max_*`` existed): parking into it
+        still works, under its old limits.  Workers declare this way, so upgrading celery_dlx
+        does not turn every retry into a mismatch; ``celery dlx declare`` and ``verify`` keep
+        reporting it, with :meth:`parking_retention_fix`, until the lot is migrated.
         """
-        _declare(connection, [*self.graph(), *self.destination_graph(destinations)])
+        lot = f"queue {self.parking_queue.name}"
+        declarer = _Declarer(connection)
+        declarer.declare_all([*self.graph(), *self.destination_graph(destinations)])
+        if retention_drift == "warn" and declarer.take(lot, _RETENTION_REFUSAL.search):
+            logger.warning("celery_dlx: %s; parking goes on into the existing lot meanwhile", self.parking_retention_fix())
+        retention = any(entity == lot and _RETENTION_REFUSAL.search(reply) for entity, reply in declarer.mismatches)
+        declarer.finish([self.parking_retention_fix()] if retention else [])
 
     def declare_destinations(self, connection: Connection, destinations: Iterable[Queue]) -> None:
         """Declare work queues and bind them to ``deliver`` (the rest of the topology exists)."""
@@ -232,12 +286,7 @@ class Topology:
 
 def _declare(connection: Connection, nodes: Iterable[Node]) -> None:
     declarer = _Declarer(connection)
-    for node in nodes:
-        if isinstance(node, Binding):
-            declarer.run(node.label, node.declare)
-        else:
-            kind = "exchange" if isinstance(node, Exchange) else "queue"
-            declarer.run(f"{kind} {node.name}", lambda ch, entity=node: entity.declare(channel=ch))
+    declarer.declare_all(nodes)
     declarer.finish()
 
 
@@ -250,16 +299,31 @@ class _Declarer:
     def __init__(self, connection: Connection) -> None:
         self._connection = connection
         self._channel = connection.channel()
-        self._mismatches: list[tuple[str, str]] = []
+        self.mismatches: list[tuple[str, str]] = []
 
     def run(self, entity: str, action: Callable[..., object]) -> None:
         try:
             action(self._channel)
         except PreconditionFailed as exc:
-            self._mismatches.append((entity, str(exc.reply_text)))
+            self.mismatches.append((entity, str(exc.reply_text)))
             self._channel = self._connection.channel()
 
-    def finish(self) -> None:
+    def declare_all(self, nodes: Iterable[Node]) -> None:
+        """Declare every exchange, queue and binding of ``nodes``, in order."""
+        for node in nodes:
+            if isinstance(node, Binding):
+                self.run(node.label, node.declare)
+            else:
+                kind = "exchange" if isinstance(node, Exchange) else "queue"
+                self.run(f"{kind} {node.name}", lambda ch, entity=node: entity.declare(channel=ch))
+
+    def take(self, entity: str, matches: Callable[[str], object]) -> bool:
+        """Drop the mismatches of ``entity`` whose reply ``matches``; whether there were any."""
+        kept = [(e, reply) for e, reply in self.mismatches if e != entity or not matches(reply)]
+        taken, self.mismatches = len(kept) < len(self.mismatches), kept
+        return taken
+
+    def finish(self, hints: list[str] | None = None) -> None:
         self._channel.close()
-        if self._mismatches:
-            raise TopologyMismatch(self._mismatches)
+        if self.mismatches:
+            raise TopologyMismatch(self.mismatches, hints)

@@ -9,7 +9,9 @@ a worker that would publish into a mismatched topology never starts::
     app.conf.dlx_worker_topology = "verify"  # or "declare" (the default), or "off"
 
 - ``declare``: declare the topology and the app's work queues (idempotent); an entity the
-  broker has with other arguments is drift.
+  broker has with other arguments is drift, except a parking queue whose retention differs
+  (a lot declared before ``dlx_parking_max_*`` existed): that is logged with its fix, since
+  parking into it works and an upgrade must not stop every worker.
 - ``verify``: read-only check (:mod:`celery_dlx.ops.verify`), for deployments where topology is
   declared at release time (``celery dlx declare``) and workers must not change the broker.
 
@@ -72,9 +74,11 @@ def _check(mode: str, connection: Any, topology: Topology, queues: list[Any]) ->
     """The drift found, as readable lines (none: all good)."""
     if mode == "declare":
         try:
-            topology.declare(connection, queues)
+            topology.declare(connection, queues, retention_drift="warn")
         except TopologyMismatch as mismatch:
-            return [f"~ {entity}: {reason}" for entity, reason in mismatch.mismatches]
+            return [f"~ {entity}: {reason}" for entity, reason in mismatch.mismatches] + [
+                f"! fix: {hint}" for hint in mismatch.hints
+            ]
         return []
     report = verify(connection, topology, queues)
     return report.lines() if report.drift else []

@@ -28,8 +28,9 @@ from ..broker.publish import TaskMessage, publish_delayed
 from ..broker.topology import Topology
 from ..errors import CeleryDLXError, PublishFailed, TopologyMismatch
 from ..parking.lot import ParkingLot, ReplayError, SweepResult
+from ..parking.migrate import migrate_parking
 from ..settings import Settings
-from .status import Status, broker_status
+from .status import broker_status, duration
 from .verify import verify as verify_topology
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_PARTIAL = 0, 1, 2, 3, 4
@@ -128,7 +129,7 @@ def declare(ctx: click.Context) -> None:
             raise Failed(str(exc)) from exc
     levels = topology.settings.levels
     click.echo(
-        f"declared {levels.levels} delay levels ({levels.unit_ms} ms .. {_duration(levels.max_delay)}, "
+        f"declared {levels.levels} delay levels ({levels.unit_ms} ms .. {duration(levels.max_delay)}, "
         f"{topology.settings.queue_type}), {topology.parking_queue.name}, and {len(queues)} work queue(s): "
         + ", ".join(sorted(q.name for q in queues))
     )
@@ -176,41 +177,8 @@ def status(ctx: click.Context, as_json: bool, all_levels: bool) -> None:
     if as_json:
         _echo_json(report.as_dict())
     else:
-        for line in _status_lines(report, all_levels):
+        for line in report.lines(all_levels):
             click.echo(line)
-
-
-def _status_lines(report: Status, all_levels: bool) -> Iterator[str]:
-    yield f"celery_dlx {report.prefix} ({report.queue_type} delay queues)"
-    yield f"  delayed: {report.pending} message(s)"
-    for level in report.levels:
-        queue = level.queue
-        if all_levels or queue.messages or not queue.exists:
-            state = f"{queue.messages:>10}" if queue.exists else "   MISSING"
-            yield f"    L{level.level:02d} wait {_duration(level.wait_ms / 1000):>10}  {state}  {queue.name}"
-    parking = report.parking
-    yield f"  parked: {parking.messages if parking.exists else 'MISSING'}  ({parking.name}, {parking.consumers} consumer(s))"
-    yield "  work queues:"
-    for queue in report.work_queues:
-        state = f"{queue.messages:>10} ready, {queue.consumers} consumer(s)" if queue.exists else "   MISSING"
-        yield f"    {queue.name}: {state}"
-    yield "  circuit breakers:" + ("" if report.breakers else f" {report.breakers_note}")
-    for snap in report.breakers:
-        extra = ""
-        if snap["mode"] != "closed":
-            probe = snap["probe_at"]
-            extra = f", next probe in {_duration(max(0.0, probe - snap['at']))}" if probe else ""
-            extra += f", {snap['waiting']} waiting"
-        yield f"    {snap['name']}: {snap['mode']} ({snap['failures']} recent failure(s){extra})"
-    if report.missing:
-        yield f"  {len(report.missing)} queue(s) missing: run `celery dlx declare`"
-
-
-def _duration(seconds: float) -> str:
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60), ("s", 1)):
-        if seconds >= size:
-            return f"{seconds / size:.4g} {unit}"
-    return f"{seconds * 1000:.4g} ms"
 
 
 @dlx.command(cls=CeleryCommand)
@@ -360,3 +328,32 @@ def _send(app: Celery, name: str, args: list[Any], kwargs: dict[str, Any], queue
         return publish_delayed(app, queue, countdown, message=TaskMessage(name, args, kwargs)).task_id
     except PublishFailed as failed:  # ``send`` tells the publisher's errors from the broker's by the cause
         raise (failed.cause or failed) from None
+
+
+@dlx.command(name="migrate-parking", cls=CeleryCommand)
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.pass_context
+def migrate_parking_command(ctx: click.Context, as_json: bool) -> None:
+    """Re-declare the parking queue with the configured limits, keeping its messages.
+
+    For a lot declared before dlx_parking_max_messages / dlx_parking_max_age existed, or with
+    other values (RabbitMQ refuses to change a queue's arguments).  The messages are moved to
+    <lot>.migrating and back, each copy confirmed before its original is removed; run it again
+    if it is interrupted.
+    """
+    app = _app(ctx)
+    topology = _topology(app)
+    with _connection(app) as connection:
+        try:
+            result = migrate_parking(connection, topology, progress=_progress("moving"))
+        except ReplayError as exc:
+            raise Failed(f"{exc}; nothing is lost: run migrate-parking again") from exc
+    if as_json:
+        _echo_json(result.as_dict())
+    elif not result.migrated:
+        click.echo(f"{topology.parking_queue.name} already has the configured arguments ({result.parked} parked)")
+    else:
+        click.echo(
+            f"{topology.parking_queue.name} re-declared with {topology.parking_arguments()}: "
+            f"{result.moved_aside} moved aside, {result.moved_back} moved back, {result.parked} parked now"
+        )

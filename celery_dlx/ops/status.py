@@ -6,11 +6,16 @@ constant time, however many messages it holds, and current even for quorum queue
 ``rabbitmqctl list_queues`` figures lag).  How many delayed messages are bound for each work
 queue cannot be known without consuming the delay queues (AMQP 0-9-1 has no peek), so the
 report gives the work queues' own depths beside the delay levels' totals.
+
+The parking lot is shown against its limits (``dlx_parking_max_*``).  Its oldest message's age
+is not: AMQP cannot peek, and receiving the head to read its ``dlx_parked_at`` would mark it
+redelivered (a quorum queue counts that toward its ``delivery-limit``); ``dlx_parking_max_age``
+bounds it anyway.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -42,6 +47,19 @@ class LevelStatus:
     queue: QueueStatus
 
 
+@dataclass(frozen=True)
+class ParkingStatus(QueueStatus):
+    """The parking queue and its retention limits (None: no limit), as configured."""
+
+    max_messages: int | None = None
+    max_age: float | None = None
+
+    @property
+    def full(self) -> bool:
+        """Whether the next park drops the oldest message."""
+        return self.exists and self.max_messages is not None and self.messages >= self.max_messages
+
+
 @dataclass
 class Status:
     """The report: delay levels, parking lot, work queues, breakers."""
@@ -49,7 +67,7 @@ class Status:
     prefix: str
     queue_type: str
     levels: list[LevelStatus]
-    parking: QueueStatus
+    parking: ParkingStatus
     work_queues: list[QueueStatus]
     breakers: list[dict[str, Any]] = field(default_factory=list)
     #: Why breakers are missing from the report (no Redis configured, Redis unreachable).
@@ -69,7 +87,54 @@ class Status:
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data.update(pending=self.pending, missing=self.missing)
+        data["parking"]["full"] = self.parking.full
         return data
+
+    def lines(self, all_levels: bool = False) -> Iterator[str]:
+        """The report as ``celery dlx status`` prints it (empty levels only with ``all_levels``)."""
+        yield f"celery_dlx {self.prefix} ({self.queue_type} delay queues)"
+        yield f"  delayed: {self.pending} message(s)"
+        for level in self.levels:
+            queue = level.queue
+            if all_levels or queue.messages or not queue.exists:
+                state = f"{queue.messages:>10}" if queue.exists else "   MISSING"
+                yield f"    L{level.level:02d} wait {duration(level.wait_ms / 1000):>10}  {state}  {queue.name}"
+        yield self._parking_line()
+        yield "  work queues:"
+        for queue in self.work_queues:
+            state = f"{queue.messages:>10} ready, {queue.consumers} consumer(s)" if queue.exists else "   MISSING"
+            yield f"    {queue.name}: {state}"
+        yield "  circuit breakers:" + ("" if self.breakers else f" {self.breakers_note}")
+        for snap in self.breakers:
+            extra = ""
+            if snap["mode"] != "closed":
+                probe = snap["probe_at"]
+                extra = f", next probe in {duration(max(0.0, probe - snap['at']))}" if probe else ""
+                extra += f", {snap['waiting']} waiting"
+            yield f"    {snap['name']}: {snap['mode']} ({snap['failures']} recent failure(s){extra})"
+        if self.missing:
+            yield f"  {len(self.missing)} queue(s) missing: run `celery dlx declare`"
+
+    def _parking_line(self) -> str:
+        """``parked: 12 / 100000 max (0 %), max age 30 d  (p.parking, 0 consumer(s))``."""
+        lot = self.parking
+        if not lot.exists:
+            return f"  parked: MISSING  ({lot.name})"
+        if lot.max_messages is None:
+            fullness = f"{lot.messages} (no count limit)"
+        else:
+            fullness = f"{lot.messages} / {lot.max_messages} max ({100 * lot.messages // lot.max_messages} %)"
+            fullness += ", FULL: each new park drops the oldest" if lot.full else ""
+        age = "no age limit" if lot.max_age is None else f"max age {duration(lot.max_age)}"
+        return f"  parked: {fullness}, {age}  ({lot.name}, {lot.consumers} consumer(s))"
+
+
+def duration(seconds: float) -> str:
+    """``seconds`` in the largest unit that fits: ``30 d``, ``1.5 h``, ``320 ms``."""
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60), ("s", 1)):
+        if seconds >= size:
+            return f"{seconds / size:.4g} {unit}"
+    return f"{seconds * 1000:.4g} ms"
 
 
 def queue_status(connection: Connection, name: str) -> QueueStatus:
@@ -94,7 +159,11 @@ def broker_status(app: Celery, connection: Connection, topology: Topology, *, br
         prefix=topology.prefix,
         queue_type=topology.settings.queue_type,
         levels=levels,
-        parking=queue_status(connection, topology.parking_queue.name),
+        parking=ParkingStatus(
+            **asdict(queue_status(connection, topology.parking_queue.name)),
+            max_messages=topology.settings.parking_max_messages,
+            max_age=topology.settings.parking_max_age,
+        ),
         work_queues=[queue_status(connection, name) for name in sorted(app.amqp.queues)],
     )
     if breakers:

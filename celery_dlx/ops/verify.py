@@ -28,7 +28,7 @@ from typing import Any
 from amqp.exceptions import AccessRefused, NotFound, PreconditionFailed
 from kombu import Connection, Queue
 
-from ..broker.topology import Topology
+from ..broker.topology import RETENTION_ARGUMENTS, Topology
 from .management_api import ManagementAPI, ManagementUnavailable
 from .topology_spec import BrokerState, ExchangeSpec, Expected, QueueSpec, expected
 from .verify_diff import Difference, Entity, Report, diff
@@ -69,15 +69,25 @@ def verify(
     """
     wanted = expected(topology, destinations)
     if use_management is False:
-        return _verify_over_amqp(connection, wanted, f"{_NOT_LISTED}: the management API was not used")
-    api = ManagementAPI.for_connection(connection, management_url, timeout)
-    try:
-        state = api.read(connection.info()["virtual_host"])
-    except ManagementUnavailable as exc:
-        if use_management:
-            raise
-        return _verify_over_amqp(connection, wanted, f"{_NOT_LISTED}: {exc}")
-    return diff(wanted, state, topology.owns)
+        report = _verify_over_amqp(connection, wanted, f"{_NOT_LISTED}: the management API was not used")
+    else:
+        api = ManagementAPI.for_connection(connection, management_url, timeout)
+        try:
+            report = diff(wanted, api.read(connection.info()["virtual_host"]), topology.owns)
+        except ManagementUnavailable as exc:
+            if use_management:
+                raise
+            report = _verify_over_amqp(connection, wanted, f"{_NOT_LISTED}: {exc}")
+    return with_fixes(report, topology)
+
+
+def with_fixes(report: Report, topology: Topology) -> Report:
+    """Add the parking lot's own fix when its retention arguments differ: deleting the queue,
+    the fix of every other mismatch, would throw its parked messages away."""
+    lot = Entity("queue", topology.parking_queue.name)
+    if any(d.entity == lot and d.what in RETENTION_ARGUMENTS for d in report.different):
+        report.fixes.append(topology.parking_retention_fix())
+    return report
 
 
 _INEQUIVALENT = re.compile(r"inequivalent arg '(?P<what>[^']+)' for .*: received .+ but current is (?P<current>.+)$")

@@ -42,6 +42,8 @@ class Report:
     extra: list[Entity] = field(default_factory=list)
     different: list[Difference] = field(default_factory=list)
     unchecked: list[str] = field(default_factory=list)
+    #: How to fix findings whose generic fix (delete and re-declare) would lose messages.
+    fixes: list[str] = field(default_factory=list)
 
     @property
     def drift(self) -> bool:
@@ -54,6 +56,7 @@ class Report:
             *(f"+ extra {entity}" for entity in self.extra),
             *(f"~ {d.entity}: {d.what} expected {_show(d.expected)}, found {_show(d.actual)}" for d in self.different),
             *(f"? {note}" for note in self.unchecked),
+            *(f"! fix: {fix}" for fix in self.fixes),
             self._summary(),
         ]
 
@@ -80,6 +83,7 @@ class Report:
                 for d in self.different
             ],
             "unchecked": list(self.unchecked),
+            "fixes": list(self.fixes),
         }
 
 

@@ -47,6 +47,7 @@ from celery import Celery, Task
 from celery.canvas import Signature, group
 
 from ..broker.destination import origin_queue
+from ..compat import RequestKeptOnCall
 from ..errors import CeleryDLXError
 from ..redisio.scripts import lua_source
 from ..retry import DLXTask
@@ -120,7 +121,7 @@ class PageLedger:
         return int(self.client.hlen(self._key(run, "items")))
 
 
-class Paginated:
+class Paginated(RequestKeptOnCall):
     """Mixin for a Celery ``Task`` class: the page protocol (see the module docstring).
 
     The task is called with ``page=`` (a :class:`~celery_dlx.pagination.plans.Page` in message form) and

@@ -72,12 +72,15 @@ class SweepResult:
 
 
 class ParkingLot:
-    """The parking queue of one topology, on one broker connection (kombu's ``pyamqp``)."""
+    """The parking queue of one topology, on one broker connection (kombu's ``pyamqp``).
 
-    def __init__(self, connection: Connection, topology: Topology) -> None:
+    ``queue`` names another queue to work on the same way (``migrate-parking``'s holding queue).
+    """
+
+    def __init__(self, connection: Connection, topology: Topology, queue: str | None = None) -> None:
         self.connection = connection
         self.topology = topology
-        self.queue = topology.parking_queue.name
+        self.queue = queue or topology.parking_queue.name
 
     def _channel(self) -> Channel:
         self.connection.ensure_connection(max_retries=1)
@@ -160,6 +163,11 @@ class ParkingLot:
             )
 
         return _Sweep(self, task, limit, target, prepare, progress).run()
+
+    def move_to(self, queue: str, progress: Progress | None = None) -> SweepResult:
+        """Move every message, unchanged, to ``queue``: loss-free like a replay, without
+        touching headers (``migrate-parking`` moves the lot aside and back with it)."""
+        return _Sweep(self, None, None, lambda message: queue, None, progress).run()
 
     def purge(self, *, task: str | None = None, limit: int | None = None, progress: Progress | None = None) -> SweepResult:
         """Delete parked messages (all, or those of ``task``, at most ``limit``)."""

@@ -17,6 +17,12 @@ Headers of a parked message (besides Celery's own, e.g. ``task``, ``id``, ``retr
 A message that reached the lot through the alternate exchange (a delayed message whose work
 queue had no binding, or a foreign message) has none of the ``dlx_parked_*`` headers; it is
 listed with the reason ``unroutable``.
+
+The lot keeps at most ``dlx_parking_max_messages`` messages, each at most
+``dlx_parking_max_age`` seconds (queue arguments, see
+:meth:`~celery_dlx.broker.topology.Topology.parking_arguments`).  RabbitMQ drops the oldest message of a
+full lot without a word, so :func:`park` asks the lot's depth first (one passive declare:
+parking is rare) and logs a WARNING when its publish pushes the oldest message out.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from celery import Task
 
 from ..broker.destination import origin_queue
 from ..broker.headers import REPLAYS_HEADER, uncounted, without_death
-from ..broker.publish import publish_delayed, publisher_for, requeue_if_transient
+from ..broker.publish import RetryPublisher, publish_delayed, publisher_for, requeue_if_transient
 from ..broker.topology import DESTINATION_HEADER
 from ..errors import PublishFailed
 from ..redact import redact
@@ -69,6 +75,7 @@ def park(task: Task, exc: BaseException | None, reason: str) -> bool:
         return False
     headers = failure_headers(exc, reason, time.time())
     destination = origin_queue(task)
+    full = _full_lot(publisher, destination)
     try:
         with uncounted(request):
             publish_delayed(
@@ -85,7 +92,35 @@ def park(task: Task, exc: BaseException | None, reason: str) -> bool:
         reason,
         headers[ERROR_MESSAGE_HEADER],
     )
+    if full is not None:
+        logger.warning(
+            "parking lot %s is full (%d messages, dlx_parking_max_messages=%d): RabbitMQ dropped its oldest "
+            "message to keep %s[%s]; replay or purge the lot, or raise the limit",
+            publisher.topology.parking_queue.name,
+            full,
+            publisher.settings.parking_max_messages,
+            task.name,
+            request.id,
+        )
     return True
+
+
+def _full_lot(publisher: RetryPublisher, destination: str) -> int | None:
+    """The lot's depth when parking one more message drops its oldest (None: it does not, the
+    lot has no length limit, or the depth could not be asked, which must not stop the park).
+
+    Asked before the publish: afterwards a depth equal to the limit could mean "just filled"
+    as well as "dropped one".  A consumer draining the lot meanwhile can make it a false alarm.
+    """
+    limit = publisher.settings.parking_max_messages
+    if limit is None:
+        return None
+    try:
+        depth = publisher.queue_depth(publisher.topology.parking_queue.name, destination)
+    except Exception as error:
+        logger.debug("could not ask the parking lot's depth: %r", error)
+        return None
+    return depth if depth >= limit else None
 
 
 def _park_failed(task: Task, error: BaseException) -> None:

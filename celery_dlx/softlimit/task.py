@@ -23,6 +23,7 @@ from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import task_prerun
 
+from ..compat import RequestKeptOnCall
 from ..retry import DLXTask, delayed_retry
 
 logger = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ def remaining_soft_time(task: Task) -> float | None:
     return limit if started is None else limit - (time.monotonic() - started)
 
 
-class SoftLimitRetry:
+class SoftLimitRetry(RequestKeptOnCall):
     """Mixin for a Celery ``Task`` class: ``SoftTimeLimitExceeded`` becomes a delayed retry.
 
     Put it first in the bases so it also covers what other mixins do around the task body:

@@ -114,8 +114,10 @@ def _env_factory(store: redis.Redis, observer: pika.BlockingConnection, tmp_path
         worker: bool = True,
         pool: str = "prefork",
         consume: list[str] | None = None,
+        parking: dict[str, str] | None = None,
     ) -> DLXEnv:
-        """``consume=["main"]`` makes the worker consume only the first work queue."""
+        """``consume=["main"]`` makes the worker consume only the first work queue;
+        ``parking={"max_messages": "3", "max_age": "none"}`` sets the lot's retention."""
         prefix = f"dlxtest.{uuid.uuid4().hex[:8]}"
         queues = [f"{prefix}.work"] + [f"{prefix}.other{i}" for i in range(extra_queues)]
         env = {
@@ -124,6 +126,7 @@ def _env_factory(store: redis.Redis, observer: pika.BlockingConnection, tmp_path
             "DLX_TEST_QUEUE_TYPE": queue_type,
             "DLX_TEST_WORK_QUEUE_TYPE": work_queue_type,
             "DLX_TEST_ACKS_LATE": "1" if acks_late else "0",
+            **{f"DLX_TEST_PARKING_{name.upper()}": value for name, value in (parking or {}).items()},
         }
         dlx = DLXEnv(prefix=prefix, queues=queues, env=env, app=make_app(env), store=store)
         made.append(dlx)

@@ -2,13 +2,16 @@
 
 Configured from environment variables so the test process and the worker subprocess build the
 same app: DLX_TEST_PREFIX, DLX_TEST_QUEUE_TYPE (delay queues), DLX_TEST_WORK_QUEUE_TYPE,
-DLX_TEST_QUEUES (comma-separated work queues, the first is the default), DLX_TEST_ACKS_LATE.
+DLX_TEST_QUEUES (comma-separated work queues, the first is the default), DLX_TEST_ACKS_LATE,
+DLX_TEST_PARKING_MAX_MESSAGES and DLX_TEST_PARKING_MAX_AGE (``none`` for no limit; absent: the
+defaults).
 Each task records every arrival in a Redis list so tests can count them independently of
 Celery's result backend.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from datetime import datetime, timezone
@@ -44,6 +47,10 @@ def make_app(env: Mapping[str, str]) -> Celery:
         worker_hijack_root_logger=False,
         broker_connection_retry_on_startup=True,
     )
+    for name, key in (("MESSAGES", "dlx_parking_max_messages"), ("AGE", "dlx_parking_max_age")):
+        value = env.get(f"DLX_TEST_PARKING_MAX_{name}")
+        if value is not None:
+            app.conf[key] = None if value == "none" else float(value) if name == "AGE" else int(value)
     store = redis.Redis.from_url(REDIS_URL)
 
     def record(task: Task, key: str) -> None:
@@ -86,6 +93,30 @@ def make_app(env: Mapping[str, str]) -> Celery:
         """Starts a child that retries once, to check root and parent ids survive a retry."""
         record(self, key)
         flaky.apply_async((key, 1, delay))
+
+    @app.task(shared=False, bind=True, base=DLXTask, name="it.member")
+    def member(self: DLXTask, key: str, value: int, fails: int) -> int:
+        """A canvas member: returns ``value`` after failing ``fails`` times, each failure retried
+        by ``self.retry`` through the broker after 50 ms."""
+        record(self, key)
+        if self.request.retries < fails:
+            raise self.retry(countdown=0.05, max_retries=fails, exc=RuntimeError(f"{value}: attempt {self.request.retries}"))
+        return value
+
+    @app.task(shared=False, bind=True, base=DLXTask, name="it.step")
+    def step(self: DLXTask, previous: int, key: str, fails: int) -> int:
+        """A chain link: ``previous + 1`` after failing ``fails`` times (retried as ``it.member``)."""
+        record(self, key)
+        if self.request.retries < fails:
+            raise self.retry(countdown=0.05, max_retries=fails)
+        return previous + 1
+
+    @app.task(shared=False, bind=True, name="it.collect")
+    def collect(self: Task, results: list[int], key: str) -> list[int]:
+        """A chord callback: records each run and the results it was given under ``key``."""
+        record(self, key)
+        store.rpush(f"{key}:results", json.dumps(results))
+        return results
 
     retry_options_app.register(app, record)
     if env.get("DLX_TEST_BOOTSTEP"):

@@ -108,6 +108,7 @@ def declared(make_env: Callable[..., DLXEnv]) -> DLXEnv:
     return env
 
 
+@pytest.mark.compat
 def test_declare_creates_the_ladder_the_parking_queue_and_the_work_queue_and_is_idempotent(make_env: Callable[..., DLXEnv]) -> None:
     env = make_env(worker=False)
     first = dlx(env, "declare")
@@ -142,6 +143,7 @@ def test_verify_passes_on_a_declared_topology_and_exits_1_naming_a_drifted_argum
     assert as_json["drift"] is True
 
 
+@pytest.mark.compat
 def test_status_counts_pending_messages_per_level_and_parked_ones(declared: DLXEnv, observer: pika.BlockingConnection) -> None:
     level_queue = declared.delay_queue_names[20]  # 2.9 h: nothing leaves during the test
     channel = observer.channel()
@@ -170,6 +172,7 @@ def test_status_names_missing_queues_before_declare(make_env: Callable[..., DLXE
     assert "29 queue(s) missing" in result.stdout
 
 
+@pytest.mark.compat
 def test_an_exhausted_task_is_parked_listed_redacted_and_replayed_back_to_work(
     make_env: Callable[..., DLXEnv],
 ) -> None:
@@ -307,6 +310,7 @@ def test_an_unreachable_broker_exits_3(make_env: Callable[..., DLXEnv]) -> None:
     assert "cannot reach the broker" in result.stderr
 
 
+@pytest.mark.compat
 def test_help_lists_every_verb(make_env: Callable[..., DLXEnv]) -> None:
     env = make_env(worker=False)
     result = dlx(env, "--help")
@@ -331,6 +335,7 @@ def test_a_worker_with_the_bootstep_refuses_to_start_on_drift(
     assert "the worker does not start" in text and name in text
 
 
+@pytest.mark.compat
 def test_a_worker_with_the_bootstep_declares_the_topology_before_consuming(
     make_env: Callable[..., DLXEnv], store: redis.Redis, tmp_path: Any
 ) -> None:

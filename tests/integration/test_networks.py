@@ -95,6 +95,7 @@ def network_worker(make_env: Callable[..., DLXEnv], logfile: Path) -> tuple[DLXE
     return dlx, networks_app.make_app(dlx.env)
 
 
+@pytest.mark.compat
 def test_rate_limited_call_is_retried_through_the_broker_not_before_the_reset(
     make_env: Callable[..., DLXEnv], twitter_like: Callable[[list[Reply]], TwitterLike], tmp_path: Path
 ) -> None:

@@ -173,6 +173,7 @@ def test_unknown_size_keeps_at_most_k_pages_in_flight_and_ends_on_blank_pages(pa
     assert sum(tree.get(timeout=10)) == 95, "the values of every page, spawned ones too"
 
 
+@pytest.mark.compat
 def test_a_retrying_page_keeps_its_tree_pending(paging: Paging) -> None:
     name, key = paging.pages(Dataset(total=5, fail_once=frozenset({0})))
     tree = start_tree(offset_pages(paging.app.tasks["pg.page"].s("offset", name, key), total=5, page_size=10))
@@ -217,6 +218,7 @@ def test_state_of_tells_unknown_ids_from_pending_ones(paging: Paging) -> None:
     assert (progress.pending, progress.complete) == (1, False)
 
 
+@pytest.mark.compat
 def test_a_hanging_socket_is_cut_by_the_soft_limit_and_retried_through_the_broker(paging: Paging) -> None:
     key = paging.dlx.key()
     result = paging.app.tasks["pg.raw_hang"].delay(key, uuid.uuid4().hex)

@@ -117,6 +117,7 @@ def test_plugin_does_nothing_unless_used(pytester: pytest.Pytester) -> None:
     result.assert_outcomes(passed=1)
 
 
+@pytest.mark.compat
 def test_readme_example_twitter_rate_limit(pytester: pytest.Pytester) -> None:
     """The README's testing example runs as written and passes."""
     example = Path(__file__).parents[2] / "examples" / "testing" / "test_twitter_rate_limit.py"

@@ -62,6 +62,7 @@ def entries(store: redis.Redis, key: str) -> list[dict[str, Any]]:
     return [json.loads(x) for x in store.lrange(key, 0, -1)]
 
 
+@pytest.mark.compat
 def test_a_denied_task_comes_back_through_the_broker_after_its_wait(trickle: DLXEnv) -> None:
     key = trickle.key()
     trickle.keys += [f"{key}:admitted", f"{key}:deferred"]

@@ -12,6 +12,7 @@ import pytest
 from celery.result import AsyncResult
 
 from celery_dlx import DelayLevels
+from celery_dlx.compat import QUORUM_WORK_QUEUES
 from celery_dlx.testing.worker import queue_counts
 
 from ..support import rabbitmqctl
@@ -37,6 +38,7 @@ def test_task_failing_n_times_arrives_n_plus_one_times(make_env: Callable[..., D
     assert result.get(timeout=10) == "done"
 
 
+@pytest.mark.compat
 @pytest.mark.parametrize("queue_type", QUEUE_TYPES)
 def test_twenty_retries_through_the_same_delay_queues_all_arrive(make_env: Callable[..., DLXEnv], queue_type: str) -> None:
     """The x-death cycle case: RabbitMQ < 4.0.1 drops a message that died in the same queue before."""
@@ -61,6 +63,7 @@ def test_delay_of_2_5_s_is_never_early_and_within_half_a_second(make_env: Callab
     assert second["t"] - first["t"] >= 2.5
 
 
+@pytest.mark.compat
 def test_eta_retry_arrives_at_the_eta_not_before(make_env: Callable[..., DLXEnv]) -> None:
     dlx = make_env()
     key = dlx.key()
@@ -109,6 +112,7 @@ def test_5000_pending_retries_leave_the_worker_holding_nothing(make_env: Callabl
     assert sum(unacked.values()) == 0
 
 
+@pytest.mark.compat
 def test_max_retries_is_honoured_and_exc_reraised(make_env: Callable[..., DLXEnv]) -> None:
     dlx = make_env()
     key = dlx.key()
@@ -119,6 +123,7 @@ def test_max_retries_is_honoured_and_exc_reraised(make_env: Callable[..., DLXEnv
     assert [a["retries"] for a in dlx.arrivals(key, 3, timeout=1)] == [0, 1, 2]
 
 
+@pytest.mark.compat
 def test_pending_retry_is_in_retry_state_and_keeps_root_and_parent(make_env: Callable[..., DLXEnv]) -> None:
     dlx = make_env()
     key = dlx.key()
@@ -135,6 +140,8 @@ def test_pending_retry_is_in_retry_state_and_keeps_root_and_parent(make_env: Cal
     assert child_second["parent_id"] == child_first["parent_id"] == parent.id
 
 
+@pytest.mark.compat
+@pytest.mark.skipif(not QUORUM_WORK_QUEUES, reason="Celery < 5.5 workers cannot consume quorum queues (global QoS)")
 def test_quorum_work_queue(make_env: Callable[..., DLXEnv]) -> None:
     dlx = make_env(queue_type="quorum", work_queue_type="quorum")
     key = dlx.key()
@@ -168,6 +175,7 @@ def test_unconfirmed_retry_fails_the_task_loudly(make_env: Callable[..., DLXEnv]
         _clear_reject_policy(dlx)
 
 
+@pytest.mark.compat
 def test_unconfirmed_retry_is_requeued_with_acks_late_and_nothing_is_lost(make_env: Callable[..., DLXEnv]) -> None:
     dlx = make_env(acks_late=True)
     _set_reject_policy(dlx)

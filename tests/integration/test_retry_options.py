@@ -21,7 +21,7 @@ from celery.result import AsyncResult
 from .conftest import DLXEnv
 from .retry_options_app import CASES, DIFFERS, ELSEWHERE, REFUSED
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.compat]
 KINDS = {"celery": "it.options.celery", "dlx": "it.options.dlx"}
 #: A case's outcome is read once nothing changed for this long.
 SETTLE = 2.5

@@ -29,6 +29,9 @@ from celery_dlx.networks.tasks import CallFailed, FacebookTask, HTTPTask, Twitte
 
 from .ratelimit_support import FakeClock
 
+#: Celery-facing: runs on every supported Celery minor (nox -s compat).
+pytestmark = pytest.mark.compat
+
 POLICY = Policy(threshold=2, window=60, open_for=30, probes=1, close_after=1, recovery_rate=10)
 
 

@@ -34,6 +34,9 @@ from celery_dlx.networks.tasks import (
     response_parts,
 )
 
+#: Celery-facing: runs on every supported Celery minor (nox -s compat).
+pytestmark = pytest.mark.compat
+
 DATE = "Tue, 14 Nov 2023 22:13:20 GMT"  # 1_700_000_000
 TOKEN = "Zk9vQmFyMTIzNDU2Nzg5MGFiY2RlZg"
 URL = f"https://graph.facebook.com/v19.0/me?fields=id&access_token={TOKEN}"

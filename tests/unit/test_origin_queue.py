@@ -11,6 +11,9 @@ from kombu import Exchange, Queue
 
 from celery_dlx.broker.destination import origin_queue
 
+#: Celery-facing: runs on every supported Celery minor (nox -s compat).
+pytestmark = pytest.mark.compat
+
 
 @pytest.fixture
 def task() -> Iterator[Task]:

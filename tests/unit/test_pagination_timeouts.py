@@ -11,6 +11,9 @@ from celery.exceptions import SoftTimeLimitExceeded
 from celery_dlx.softlimit.http_timeouts import HttpTimeouts, http_timeouts
 from celery_dlx.softlimit.task import SoftLimitReached, SoftLimitTask, remaining_soft_time, soft_time_limit, start_clock
 
+#: Celery-facing: runs on every supported Celery minor (nox -s compat).
+pytestmark = pytest.mark.compat
+
 
 def test_without_a_soft_limit_the_caps_apply() -> None:
     assert http_timeouts(3.05, 30, None, 1.0) == HttpTimeouts(3.05, 30.0)

@@ -24,6 +24,9 @@ from celery_dlx.ratelimit import tasks as integration
 
 from .ratelimit_support import FakeClock
 
+#: Celery-facing: runs on every supported Celery minor (nox -s compat).
+pytestmark = pytest.mark.compat
+
 
 @pytest.mark.parametrize("wait", [0.0, 0.5, 10.0, 3600.0])
 def test_deferral_adds_a_small_jitter_and_never_subtracts(wait: float) -> None:

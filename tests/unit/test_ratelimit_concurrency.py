@@ -10,6 +10,8 @@ from __future__ import annotations
 import multiprocessing
 import time
 from collections.abc import Sequence
+from multiprocessing.queues import Queue
+from multiprocessing.synchronize import Barrier
 
 import pytest
 
@@ -25,21 +27,23 @@ TOKENS = ("t0", "t1")
 DURATION = 2.0
 
 
-def hammer(prefix: str, token: str, start: float) -> tuple[list[int], int]:
-    """Runs in a child process: ask as fast as possible for DURATION s; return admission times."""
+def hammer(prefix: str, token: str, ready: Barrier, out: Queue) -> None:  # type: ignore[type-arg]
+    """Runs in a child process: once every process is connected, ask as fast as possible for
+    DURATION s; put its token, the admission times and the number of asks on ``out``."""
     limiter = Limiter(
         RedisStorage.from_url(REDIS_URL, timeout=2.0),
         [Limit("app", APP), Limit("token", TOKEN, by=("token",))],
         prefix=prefix,
     )
-    time.sleep(max(0.0, start - time.time()))
+    ready.wait(timeout=60)  # every process is up: a slow spawn cannot miss the contended run
+    start = time.time()
     admitted, attempts = [], 0
     while time.time() < start + DURATION:
         decision = limiter.acquire(token=token)
         attempts += 1
         if decision.allowed:
             admitted.append(decision.at_us)
-    return admitted, attempts
+    out.put((token, admitted, attempts))
 
 
 def busiest_window(times_us: Sequence[int], period_us: int) -> int:
@@ -55,15 +59,20 @@ def busiest_window(times_us: Sequence[int], period_us: int) -> int:
 
 @pytest.mark.integration
 def test_several_processes_never_exceed_any_limit_in_any_window(redis_prefix: str) -> None:  # noqa: F811
-    start = time.time() + 3.0  # time for every process to start and connect
     tokens = [TOKENS[n % len(TOKENS)] for n in range(PROCESSES)]
-    with multiprocessing.get_context("spawn").Pool(PROCESSES) as pool:
-        results = pool.starmap(hammer, [(redis_prefix, token, start) for token in tokens])
-    every = [t for admitted, _ in results for t in admitted]
-    attempts = sum(n for _, n in results)
+    context = multiprocessing.get_context("spawn")
+    ready, out = context.Barrier(PROCESSES), context.Queue()
+    processes = [context.Process(target=hammer, args=(redis_prefix, token, ready, out)) for token in tokens]
+    for process in processes:
+        process.start()
+    results = [out.get(timeout=120) for _ in processes]
+    for process in processes:
+        process.join(timeout=30)
+    every = [t for _, admitted, _ in results for t in admitted]
+    attempts = sum(n for _, _, n in results)
     assert busiest_window(every, APP.period_us) == APP.limit
     for token in TOKENS:
-        of_token = [t for (admitted, _), mine in zip(results, tokens) if mine == token for t in admitted]
+        of_token = [t for mine, admitted, _ in results if mine == token for t in admitted]
         assert busiest_window(of_token, TOKEN.period_us) <= TOKEN.limit
     # The limits were really contended: far more asks than admissions, and the app limit full.
     assert attempts > 10 * len(every)

@@ -8,6 +8,9 @@ from tenacity import wait_fixed
 
 from celery_dlx import DLXTask, delayed_retry
 
+#: Celery-facing: runs on every supported Celery minor (nox -s compat).
+pytestmark = pytest.mark.compat
+
 
 @pytest.fixture
 def app() -> Celery:

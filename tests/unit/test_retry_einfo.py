@@ -18,6 +18,9 @@ from celery.states import RETRY
 
 from celery_dlx import DLXTask
 
+#: Celery-facing: runs on every supported Celery minor (nox -s compat).
+pytestmark = pytest.mark.compat
+
 
 def _raise_retry() -> None:
     """A Retry raised two calls deep, as a task's ``raise self.retry(...)`` is."""

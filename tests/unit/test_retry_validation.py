@@ -13,6 +13,9 @@ from celery_dlx import ConfigurationError, DLXTask, RetryPublishError
 from celery_dlx.broker import headers as republish_module
 from celery_dlx.broker import publish as publish_module
 
+#: Celery-facing: runs on every supported Celery minor (nox -s compat).
+pytestmark = pytest.mark.compat
+
 
 @pytest.fixture
 def task() -> Iterator[DLXTask]:

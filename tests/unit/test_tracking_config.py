@@ -10,6 +10,9 @@ from celery_dlx import ConfigurationError
 from celery_dlx.pagination.tasks import PageTask, cursor_pages, offset_pages
 from celery_dlx.tracking.store import DEFAULT_TTL, TrackingConfig, TreeResult, UntrackableTask, start_tree
 
+#: Celery-facing: runs on every supported Celery minor (nox -s compat).
+pytestmark = pytest.mark.compat
+
 
 def test_tracking_uses_the_redis_result_backend_by_default() -> None:
     config = TrackingConfig.from_conf({"result_backend": "redis://db:6379/3", "dlx_prefix": "app1"})

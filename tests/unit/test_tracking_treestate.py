@@ -9,6 +9,9 @@ from celery import states
 
 from celery_dlx.tracking.progress import FAILED_STATES, SUCCESS, observe_tree
 
+#: Celery-facing: runs on every supported Celery minor (nox -s compat).
+pytestmark = pytest.mark.compat
+
 
 class Tree:
     """A tree being written while it is read: ``on_state_read`` runs between the reads of the

@@ -47,6 +47,8 @@ def binding(source: str, destination: str, key: str, kind: str = "queue", **argu
 
 
 AE = {"alternate-exchange": "p.parking"}
+#: The parking lot's retention as the default settings declare it (100 000 messages, 30 days).
+RETENTION = {"x-max-length": 100_000, "x-overflow": "drop-head", "x-message-ttl": 2_592_000_000}
 LISTING: dict[str, Any] = {
     "exchanges": [
         exchange("", "direct"),
@@ -58,7 +60,7 @@ LISTING: dict[str, Any] = {
         exchange("p.work", "direct"),
     ],
     "queues": [
-        queue("p.parking"),
+        queue("p.parking", RETENTION),
         queue("p.delay.10ms.L00", {"x-dead-letter-exchange": "p.deliver", "x-message-ttl": 10}),
         queue("p.delay.10ms.L01", {"x-dead-letter-exchange": "p.delay.10ms.L00", "x-message-ttl": 20}),
         queue("p.work"),
