@@ -51,5 +51,5 @@ bench-all: $(VENV)/.installed services
 .PHONY: lint
 lint: $(VENV)/.installed
 	$(PY) -m pip install -q -e '.[lint]'
-	$(PY) -m ruff check celery_dlx tests benchmarks examples
+	$(PY) -m ruff check celery_dlx tests benchmarks examples scripts noxfile.py
 	$(PY) -m mypy
