@@ -1,4 +1,4 @@
-"""What the full-lot check costs :func:`celery_dlx.parking.park`.
+"""What the full-lot check costs :func:`celery_dlx.parking.park.park`.
 
 Run (RabbitMQ on 127.0.0.1)::
 
