@@ -38,10 +38,10 @@ PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
 #: The Python ``make test`` (CI's full run) uses: the unit session for it is not in the ``ci`` tag.
 MAKE_TEST_PYTHON = "3.11"
 #: Latest patch of each older Celery minor: (release, the Python its session runs on, other pins).
-#: Celery 5.4 runs with the lowest kombu, redis-py and tenacity celery_dlx accepts, so the session
-#: tests the lower bounds of pyproject.toml together; the others take what pip installs with them.
+#: Celery 5.4 runs with the lowest kombu celery_dlx accepts, so the session tests the lower
+#: bounds of pyproject.toml together; the others take the kombu pip installs with them.
 OLDER_CELERY = {
-    "5.4": ("5.4.0", "3.10", ("kombu==5.4.2", "redis==5.0.0", "tenacity==8.2.0")),
+    "5.4": ("5.4.0", "3.10", ("kombu==5.4.2",)),
     "5.5": ("5.5.3", "3.12", ()),
     "5.6": ("5.6.3", "3.13", ()),
 }
@@ -73,9 +73,9 @@ def _install(session: nox.Session, *requirements: str) -> None:
 
 def _versions(session: nox.Session) -> str:
     script = (
-        "import sys, celery, kombu, amqp, redis; from importlib.metadata import version; "
+        "import sys, celery, kombu, amqp; "
         "print(f'py{sys.version_info[0]}.{sys.version_info[1]} celery {celery.__version__} "
-        "kombu {kombu.__version__} amqp {amqp.__version__} redis {redis.__version__} tenacity {version(\"tenacity\")}')"
+        "kombu {kombu.__version__} amqp {amqp.__version__}')"
     )
     return str(session.run("python", "-c", script, silent=True)).strip()
 
