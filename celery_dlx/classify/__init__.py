@@ -8,8 +8,10 @@ Pure: imports neither Celery nor kombu nor any HTTP library.  ::
     verdict.kind         # VerdictKind.RATE_LIMITED
     verdict.retry_after  # seconds from the response's Date to the reset
 
-Each network is its own rules followed by the generic HTTP rules, so a shape a network's
-rules do not know is still classified by its status.  Networks can be added or changed::
+Each network is the shared OAuth rules (:mod:`.oauth`), its own rule tables (:mod:`.tables`:
+every documented code is one entry with its kind, wait and source; ``docs/classify.md`` is
+generated from them), the caller bugs that look like auth errors, then the generic HTTP rules,
+so a shape a network's rules do not know is still classified by its status.  Networks can be added or changed::
 
     register("bluesky", my_rules | http.rules)                  # a new network
     override("facebook", 368, VerdictKind.PERMISSION)           # one code, another kind
@@ -17,25 +19,17 @@ rules do not know is still classified by its status.  Networks can be added or c
 
 from __future__ import annotations
 
-from . import facebook, github, http, instagram, linkedin, mastodon, reddit, twitter
-from .base import (
-    BodyError,
-    Classifier,
-    CodeTable,
-    Dialect,
-    Response,
-    StatusTable,
-    Verdict,
-    VerdictKind,
-    rule,
-)
+from . import facebook, github, http, instagram, linkedin, mastodon, oauth, reddit, twitter
+from .base import BodyError, Classifier, Dialect, Response, Verdict, VerdictKind, rule
 from .registry import Registry
+from .tables import CodeTable, Entry, MessageTable, StatusTable, code_table
 
 #: The default registry: the networks celery_dlx knows, plus "http" for anything else.
 registry = Registry()
-registry.register("http", http.rules, http.DIALECT)
+registry.register("http", oauth.rules | oauth.caller_bugs | http.rules, http.DIALECT)
 for _module in (facebook, instagram, twitter, linkedin, reddit, mastodon, github):
-    registry.register(_module.__name__.rsplit(".", 1)[1], _module.rules | http.rules, _module.DIALECT)
+    _name = _module.__name__.rsplit(".", 1)[1]
+    registry.register(_name, oauth.rules | _module.rules | oauth.caller_bugs | http.rules, _module.DIALECT)
 
 register = registry.register
 override = registry.override
@@ -58,6 +52,8 @@ __all__ = [
     "Classifier",
     "CodeTable",
     "Dialect",
+    "Entry",
+    "MessageTable",
     "Registry",
     "Response",
     "StatusTable",
@@ -65,6 +61,7 @@ __all__ = [
     "VerdictKind",
     "classifier",
     "classify",
+    "code_table",
     "override",
     "register",
     "registry",

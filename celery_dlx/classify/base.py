@@ -75,6 +75,12 @@ class Verdict:
     subcode: Code = None
     status: int | None = None
     network: str = "http"
+    #: For AUTH_INVALID: True when a new access token from the app's refresh flow can fix it
+    #: (an expired access token or session), False when the user must act (revoked, password
+    #: changed, app removed, account suspended or locked).  Always False for other kinds.
+    refreshable: bool = False
+    #: Which documented rule decided (``"facebook code: (190, 463)"``): for logs, docs and tests.
+    rule: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-serialisable copy, for task results, logs and exception arguments."""
@@ -86,6 +92,8 @@ class Verdict:
             "subcode": self.subcode,
             "status": self.status,
             "network": self.network,
+            "refreshable": self.refreshable,
+            "rule": self.rule,
         }
 
 
@@ -291,59 +299,47 @@ class Dialect:
 
     error: Callable[[Response], BodyError | None]
     wait: Callable[[Response], float | None]
+    #: How ``wait`` reads a response, in words: the "retry_after rule" column of docs/classify.md.
+    wait_rule: str = "Retry-After, else a rate-limit reset header"
 
-    def verdict(self, response: Response, kind: VerdictKind, reason: str, error: BodyError | None = None) -> Verdict:
+    def verdict(
+        self,
+        response: Response,
+        kind: VerdictKind,
+        reason: str,
+        error: BodyError | None = None,
+        *,
+        after: float | None = None,
+        refreshable: bool | None = None,
+        rule: str = "",
+    ) -> Verdict:
         """A verdict of ``kind`` with this network's retry time (for retryable kinds).
 
-        The reason is redacted here, once, so a verdict is always safe to log or store.
+        ``after`` is a wait the documentation gives in prose, used when the response names
+        none.  ``refreshable`` (AUTH_INVALID only) is what the rule knows; ``None`` reads the
+        message.  The reason is redacted here, once, so a verdict is always safe to log or store.
         """
+        wait = self.wait(response) if kind.retryable else None
+        auth = kind is VerdictKind.AUTH_INVALID
         return Verdict(
             kind=kind,
             reason=redact(reason[:MAX_REASON]),
-            retry_after=self.wait(response) if kind.retryable else None,
+            retry_after=after if wait is None and kind.retryable else wait,
             code=error.code if error else None,
             subcode=error.subcode if error else None,
             status=response.status,
+            refreshable=auth and (expired_text(reason) if refreshable is None else refreshable),
+            rule=rule,
         )
 
 
-#: A code table key: ``code``, ``(code, subcode)``, or ``(None, subcode)`` for any code.
-TableKey = int | str | tuple[Code, Code]
+#: Words that say an access token or session only ran out of time (a refresh can fix it)…
+_EXPIRED = ("expired", "has expired", "expiry", "past its lifetime", "session has timed out")
+#: …unless the same text says it was ended on purpose (then the user must act).
+_ENDED = ("revoked", "password", "invalidated", "logged out", "deauthori", "removed", "suspended", "changed")
 
 
-@dataclass(frozen=True)
-class CodeTable(Classifier):
-    """Maps a network's error codes to kinds; the most specific key wins.
-
-    Lookup order: ``(code, subcode)``, then ``(None, subcode)``, then ``code``.
-    """
-
-    dialect: Dialect
-    kinds: Mapping[TableKey, VerdictKind]
-
-    def __call__(self, response: Response) -> Verdict | None:
-        error = self.dialect.error(response)
-        if error is None:
-            return None
-        for key in ((error.code, error.subcode), (None, error.subcode), error.code):
-            kind = self.kinds.get(key) if key is not None else None
-            if kind is not None:
-                return self.dialect.verdict(response, kind, error.message or kind.value, error)
-        return None
-
-
-@dataclass(frozen=True)
-class StatusTable(Classifier):
-    """Maps HTTP statuses to kinds for one network, with that network's retry timing."""
-
-    dialect: Dialect
-    kinds: Mapping[int, VerdictKind]
-
-    def __call__(self, response: Response) -> Verdict | None:
-        status = response.status
-        kind = self.kinds.get(status) if status is not None else None
-        if status is None or kind is None:
-            return None
-        error = self.dialect.error(response)
-        message = error.message if error and error.message else status_line(status)
-        return self.dialect.verdict(response, kind, message, error)
+def expired_text(text: str) -> bool:
+    """True when an auth error's text says only that the token or session expired."""
+    lowered = text.lower()
+    return any(word in lowered for word in _EXPIRED) and not any(word in lowered for word in _ENDED)

@@ -3,8 +3,9 @@
 Pure: no Celery, no kombu, no HTTP library.  ``rules`` answers every response, so it is the
 last fallback of each network: 5xx and 408 retry soon, 429 is rate limited, 401 means the
 credentials are bad, 403 a missing permission, 404/410 a missing resource, other 4xx a bad
-request, and 1xx-3xx are fine.  A ``WWW-Authenticate: Bearer error=...`` challenge
-(RFC 6750 §3.1) is read first because it names the problem more precisely than the status.
+request, 451 a resource gone for legal reasons, and 1xx-3xx are fine.  OAuth and bearer
+errors (:mod:`celery_dlx.classify.oauth`) are read in front of these, since they name the
+problem more precisely than the status.
 
 Every time a response gives is turned into seconds relative to :attr:`Response.now` (the
 response's own ``Date``), so a worker whose clock is off still waits as long as the server
@@ -14,30 +15,32 @@ said" (``None``).
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
 
 from .base import BodyError, Dialect, Response, Verdict, VerdictKind, as_seconds, as_text, rule, status_line
+from .tables import Entry, StatusTable
 
 #: Epoch values from this size on are milliseconds, not seconds (year 33658 in seconds).
 _EPOCH_MS = 1e12
 #: Reset values from this size on are UNIX times, smaller ones are seconds to wait (2001-09-09).
 _EPOCH_S = 1e9
 
-STATUS_KINDS = {
-    401: VerdictKind.AUTH_INVALID,
-    403: VerdictKind.PERMISSION,
-    404: VerdictKind.NOT_FOUND,
-    # RFC 9110 §15.5.9: the server timed out waiting for the request; the client may repeat it.
-    408: VerdictKind.RETRY_SOON,
-    410: VerdictKind.NOT_FOUND,
-    429: VerdictKind.RATE_LIMITED,
-}
+_RFC9110 = "https://www.rfc-editor.org/rfc/rfc9110#section-"
 
-_BEARER_ERRORS = {"invalid_token": VerdictKind.AUTH_INVALID, "insufficient_scope": VerdictKind.PERMISSION}
-_BEARER_ERROR_RE = re.compile(r'\berror\s*=\s*"?([A-Za-z_]+)')
+#: Statuses whose meaning is more precise than their class (4xx: bad request, 5xx: retry).
+STATUSES = (
+    Entry(401, VerdictKind.AUTH_INVALID, "Unauthorized: the credentials are missing or bad", _RFC9110 + "15.5.2"),
+    Entry(403, VerdictKind.PERMISSION, "Forbidden: understood but refused", _RFC9110 + "15.5.4"),
+    Entry(404, VerdictKind.NOT_FOUND, "Not Found", _RFC9110 + "15.5.5"),
+    # The server timed out waiting for the request; the client may repeat it.
+    Entry(408, VerdictKind.RETRY_SOON, "Request Timeout: the client may repeat the request", _RFC9110 + "15.5.9"),
+    Entry(410, VerdictKind.NOT_FOUND, "Gone, likely for good", _RFC9110 + "15.5.11"),
+    Entry(429, VerdictKind.RATE_LIMITED, "Too Many Requests", "https://www.rfc-editor.org/rfc/rfc6585#section-4"),
+    # Unavailable for legal reasons: gone for this resource, no retry or fix brings it back.
+    Entry(451, VerdictKind.NOT_FOUND, "Unavailable For Legal Reasons", "https://www.rfc-editor.org/rfc/rfc7725#section-3"),
+)
 
 
 def first(*candidates: Callable[[], float | None]) -> float | None:
@@ -147,18 +150,10 @@ def error(response: Response) -> BodyError | None:
     return BodyError(message=text) if text else None
 
 
-DIALECT = Dialect(error=error, wait=wait)
+DIALECT = Dialect(error=error, wait=wait, wait_rule="Retry-After, else RateLimit-Reset / X-RateLimit-Reset")
 
-
-@rule
-def bearer_challenge(response: Response) -> Verdict | None:
-    """RFC 6750 §3.1: ``invalid_token`` means new credentials, ``insufficient_scope`` a grant."""
-    challenge = response.header("www-authenticate")
-    match = _BEARER_ERROR_RE.search(challenge) if challenge else None
-    kind = _BEARER_ERRORS.get(match.group(1).lower()) if match else None
-    if kind is None:
-        return None
-    return DIALECT.verdict(response, kind, f"WWW-Authenticate: {match.group(1)}", error(response))  # type: ignore[union-attr]
+#: The named statuses, as a table (for the docs and the verdict's ``rule``).
+statuses = StatusTable("http status", DIALECT, STATUSES)
 
 
 @rule
@@ -166,10 +161,13 @@ def by_status(response: Response) -> Verdict:
     """The catch-all: a verdict from the status alone; never ``None``."""
     status = response.status
     if status is None:
-        return DIALECT.verdict(response, VerdictKind.RETRY_SOON, "no valid HTTP status")
-    kind = STATUS_KINDS.get(status) or _kind_of_class(status)
+        return DIALECT.verdict(response, VerdictKind.RETRY_SOON, "no valid HTTP status", rule="http status: none")
+    entry = statuses.lookup(status)
+    kind = entry.kind if entry else _kind_of_class(status)
     text = message(response) if kind is not VerdictKind.OK else ""
-    return DIALECT.verdict(response, kind, f"{status_line(status)}: {text}" if text else status_line(status))
+    reason = f"{status_line(status)}: {text}" if text else status_line(status)
+    rule_id = statuses.rule_id(entry) if entry else f"http status class: {status // 100}xx"
+    return DIALECT.verdict(response, kind, reason, rule=rule_id)
 
 
 def _kind_of_class(status: int) -> VerdictKind:
@@ -179,4 +177,4 @@ def _kind_of_class(status: int) -> VerdictKind:
 
 
 #: The generic rules: every network's last fallback; answers every response.
-rules = bearer_challenge | by_status
+rules = by_status

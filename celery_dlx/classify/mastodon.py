@@ -14,22 +14,52 @@ Mastodon has no error codes, so its rules match the documented error texts.
 from __future__ import annotations
 
 from . import http
-from .base import Dialect, Response, StatusTable, Verdict, VerdictKind, rule
+from .base import Dialect, Response, VerdictKind
+from .tables import MessageTable, StatusTable, Table, entries
 
 K = VerdictKind
 
-#: Error texts (lower case) that mean the token can no longer act for its user.
-AUTH_MESSAGES = (
-    "the access token is invalid",
-    "the access token was revoked",
-    "the access token expired",
-    "this method requires an authenticated user",  # 422 for an app-only token
-    "your login is currently disabled",
-    "your account is currently suspended",
+ERROR = "https://docs.joinmastodon.org/entities/Error/"
+OAUTH = "https://docs.joinmastodon.org/methods/oauth/"
+STATUSES_URL = "https://docs.joinmastodon.org/methods/statuses/"
+MEDIA = "https://docs.joinmastodon.org/methods/media/"
+
+#: Documented error texts (lower case fragments), most specific first.
+MESSAGES = (
+    *entries(
+        ERROR,
+        [
+            ("the access token expired", K.AUTH_INVALID, "The access token expired", None, True, 401),
+            ("the access token was revoked", K.AUTH_INVALID, "The access token was revoked", None, False, 401),
+            ("the access token is invalid", K.AUTH_INVALID, "The access token is invalid", None, False, 401),
+            ("your login is currently disabled", K.AUTH_INVALID, "Your login is currently disabled", None, False, 403),
+            ("your account is currently suspended", K.AUTH_INVALID, "Your account is currently suspended", None, False, 403),
+            ("your login is missing a confirmed e-mail address", K.PERMISSION, "Your login is missing a confirmed e-mail address", None, None, 403),
+            ("your login is currently pending approval", K.PERMISSION, "Your login is currently pending approval", None, None, 403),
+            ("outside the authorized scopes", K.PERMISSION, "This action is outside the authorized scopes", None, None, 403),
+            ("record not found", K.NOT_FOUND, "Record not found", None, None, 404),
+            ("remote data could not be fetched", K.RETRY_SOON, "Remote data could not be fetched", None, None, 503),
+        ],
+    ),
+    *entries(
+        OAUTH,
+        [
+            ("this method requires an authenticated user", K.AUTH_INVALID, "This method requires an authenticated user (an app token was sent)", None, False, 422),
+        ],
+    ),
+    *entries(
+        STATUSES_URL,
+        [
+            ("have not finished processing", K.RETRY_SOON, "Cannot attach files that have not finished processing. Try again in a moment!", None, None, 422),
+        ],
+    ),
 )
 
 #: 206: "media is still being processed" on GET /api/v1/media/:id, come back shortly.
-STATUS_KINDS = {206: K.RETRY_SOON, 429: K.RATE_LIMITED}
+STATUSES = (
+    *entries(MEDIA, [(206, K.RETRY_SOON, "Partial content: the media is still being processed")]),
+    *entries("https://docs.joinmastodon.org/api/rate-limits/", [(429, K.RATE_LIMITED, "Too many requests")]),
+)
 
 
 def wait(response: Response) -> float | None:
@@ -40,18 +70,12 @@ def wait(response: Response) -> float | None:
     )
 
 
-DIALECT = Dialect(error=http.error, wait=wait)
+DIALECT = Dialect(error=http.error, wait=wait, wait_rule="X-RateLimit-Reset (ISO 8601, from the response's Date), else Retry-After")
 
-
-@rule
-def auth_messages(response: Response) -> Verdict | None:
-    """Errors whose text says the token or its account is unusable, whatever the status."""
-    found = http.error(response)
-    text = found.message.lower() if found else ""
-    if response.status is None or response.status < 400 or not any(m in text for m in AUTH_MESSAGES):
-        return None
-    return DIALECT.verdict(response, K.AUTH_INVALID, found.message, found)  # type: ignore[union-attr]
-
+TABLES: tuple[Table, ...] = (
+    MessageTable("mastodon message", DIALECT, MESSAGES),
+    StatusTable("mastodon status", DIALECT, STATUSES),
+)
 
 #: Mastodon's own rules; compose with ``| http.rules``.
-rules = auth_messages | StatusTable(DIALECT, STATUS_KINDS)
+rules = TABLES[0] | TABLES[1]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from .base import Classifier, Code, CodeTable, Dialect, Response, TableKey, Verdict, VerdictKind
+from .base import Classifier, Code, Dialect, Response, Verdict, VerdictKind
+from .tables import TableKey, code_table
 
 
 @dataclass
@@ -32,7 +33,7 @@ class Registry:
         if entry.dialect is None:
             raise ValueError(f"network {name!r} was registered without a dialect; compose a rule in front instead")
         key: TableKey = (code, subcode) if subcode is not None else code  # type: ignore[assignment]
-        entry.classifier = CodeTable(entry.dialect, {key: VerdictKind(kind)}) | entry.classifier
+        entry.classifier = code_table(f"{name} override", entry.dialect, {key: VerdictKind(kind)}) | entry.classifier
 
     def classifier(self, name: str) -> Classifier:
         """The full classifier of network ``name``."""

@@ -13,7 +13,6 @@ import requests.structures
 
 from celery_dlx.classify import (
     BodyError,
-    CodeTable,
     Dialect,
     Registry,
     Response,
@@ -21,6 +20,7 @@ from celery_dlx.classify import (
     VerdictKind,
     classifier,
     classify,
+    code_table,
     facebook,
     http,
     registry,
@@ -58,6 +58,8 @@ def test_verdict_as_dict_is_json() -> None:
         "subcode": 463,
         "status": 400,
         "network": "facebook",
+        "refreshable": True,
+        "rule": "facebook code: (None, 463)",
     }
 
 
@@ -155,7 +157,7 @@ def test_register_a_new_network() -> None:
         return BodyError(name, None, str(response.get("message") or "")) if isinstance(name, str) else None
 
     dialect = Dialect(error=error, wait=http.wait)
-    fresh.register("bluesky", CodeTable(dialect, {"ExpiredToken": K.AUTH_INVALID}) | http.rules, dialect)
+    fresh.register("bluesky", code_table("bluesky", dialect, {"ExpiredToken": K.AUTH_INVALID}) | http.rules, dialect)
     expired = fresh.classify("bluesky", 400, {}, {"error": "ExpiredToken", "message": "Token has expired"})
     assert (expired.kind, expired.code, expired.network) == (K.AUTH_INVALID, "ExpiredToken", "bluesky")
     limited = fresh.classify("bluesky", 429, {"ratelimit-reset": "12"}, {"error": "RateLimitExceeded"})

@@ -2,7 +2,10 @@
 
 A fixture is a JSON file: ``source`` (the doc page or client-library file the response shape
 comes from), ``status``, ``headers``, ``body`` (parsed JSON or text; ``body_base64`` for raw
-bytes) and ``expect`` (``kind`` and ``retry_after``, optionally ``code`` and ``subcode``).
+bytes) and ``expect`` (``kind`` and ``retry_after``, optionally ``code``, ``subcode``, ``refreshable`` and
+``rule``, the id of the table entry that must decide).  ``gen_*.json`` files are written by
+``scripts/gen_classify_fixtures.py`` from the rule tables, one per entry no hand-written
+fixture covers.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ def test_fixture_classifies_as_documented(path: Path) -> None:
         assert verdict.retry_after is None, verdict
     else:
         assert verdict.retry_after == pytest.approx(expect["retry_after"], abs=1e-6), verdict
-    for field in ("code", "subcode"):
+    for field in ("code", "subcode", "refreshable", "rule"):
         if field in expect:
             assert getattr(verdict, field) == expect[field], verdict
     assert verdict.network == path.parent.name

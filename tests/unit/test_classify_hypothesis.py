@@ -114,7 +114,7 @@ NETWORK_STATUSES = {
 
 def _generic_kind(status: int) -> VerdictKind:
     """The generic rules, restated: what an unreadable body leaves to the status."""
-    if status in (404, 410):
+    if status in (404, 410, 451):
         return VerdictKind.NOT_FOUND
     named = {
         401: VerdictKind.AUTH_INVALID,
