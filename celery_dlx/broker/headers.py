@@ -35,6 +35,11 @@ X_DEATH_HEADERS = frozenset(
 OWN_HEADER_PREFIX = "dlx_"
 #: How many times ``celery dlx replay`` sent the message back to work; kept across retries.
 REPLAYS_HEADER = "dlx_replays"
+#: How many times a network task retried the message with a refreshed token; kept across
+#: retries, so a token the API keeps calling expired cannot loop through refreshes forever.
+TOKEN_REFRESHES_HEADER = "dlx_token_refreshes"
+#: celery_dlx's headers that stay with a message from one delivery to the next.
+CARRIED_HEADERS = (REPLAYS_HEADER, TOKEN_REFRESHES_HEADER)
 
 
 @contextmanager
@@ -85,7 +90,6 @@ def user_headers(headers: Mapping[str, Any] | None) -> dict[str, Any]:
 
 def carried_headers(request: Any) -> dict[str, Any]:
     """celery_dlx's headers that a message keeps from one delivery to the next (the replay
-    count), read from the request, where they stay visible after :func:`user_headers` hid
-    them from ``request.headers``."""
-    replays = request.get(REPLAYS_HEADER)
-    return {} if replays is None else {REPLAYS_HEADER: replays}
+    and token-refresh counts), read from the request, where they stay visible after
+    :func:`user_headers` hid them from ``request.headers``."""
+    return {name: value for name in CARRIED_HEADERS if (value := request.get(name)) is not None}

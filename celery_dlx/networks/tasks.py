@@ -21,8 +21,11 @@ What happens, by verdict kind:
 - ``RATE_LIMITED``: retried at the reset time the response names plus a jitter that only
   ever adds (:attr:`rate_limit_jitter`), or after :attr:`rate_limit_wait` when it names none;
 - ``OVER_CAPACITY``: like ``RETRY_SOON`` with the longer :attr:`over_capacity_wait`;
-- ``AUTH_INVALID``: :meth:`on_auth_invalid` (override it to mark the token bad), then
-  :class:`AuthInvalid`;
+- ``AUTH_INVALID``: when the verdict is ``refreshable`` (the access token or session only
+  expired) and :meth:`on_token_expired` returns True (the application refreshed the token),
+  the task is retried at once through the broker without using up ``max_retries`` (at most
+  :attr:`max_token_refreshes` times per message); otherwise :meth:`on_auth_invalid` (override
+  it to mark the token bad), then :class:`AuthInvalid`;
 - ``PERMISSION``, ``NOT_FOUND``, ``BAD_REQUEST``: :class:`CallFailed`, no retry.
 
 Failures of the kinds in :attr:`park_verdicts` (AUTH_INVALID, PERMISSION and BAD_REQUEST by
@@ -63,6 +66,7 @@ from tenacity import wait_exponential, wait_random
 from ..backoff import WaitStrategy, wait_seconds
 from ..breaker import Breaker, Policy
 from ..breaker import tasks as breakers
+from ..broker.headers import TOKEN_REFRESHES_HEADER
 from ..classify import Verdict, VerdictKind, classify
 from ..errors import CeleryDLXError
 from ..parking.park import park
@@ -189,6 +193,9 @@ class HTTPTask(DLXTask):
     park_verdicts: ClassVar[frozenset[VerdictKind]] = frozenset(
         {VerdictKind.AUTH_INVALID, VerdictKind.PERMISSION, VerdictKind.BAD_REQUEST}
     )
+    #: How often one message may be retried with a refreshed token (:meth:`on_token_expired`);
+    #: past it, an API that keeps saying "expired" is treated as a dead token.
+    max_token_refreshes: ClassVar[int] = 3
 
     def breaker_name(self) -> str:
         """Name of the breaker this run is under: the network, or ``network:endpoint``.
@@ -257,6 +264,8 @@ class HTTPTask(DLXTask):
         if verdict.kind.retryable:
             self._retry(verdict)
         if verdict.kind is VerdictKind.AUTH_INVALID:
+            if verdict.refreshable and self.token_refreshes() < self.max_token_refreshes and self.on_token_expired(verdict):
+                self._retry_refreshed(verdict)
             self.on_auth_invalid(verdict)
             failure: CallFailed = AuthInvalid.from_verdict(verdict)
         else:
@@ -277,6 +286,19 @@ class HTTPTask(DLXTask):
         waited = wait_seconds(backoff, attempt, failure) if backoff is not None else float(self.default_retry_delay)
         return max(waited, verdict.retry_after or 0.0)
 
+    def on_token_expired(self, verdict: Verdict) -> bool:
+        """Called for an AUTH_INVALID verdict that a token refresh can fix (an expired access
+        token or session).  Override it to refresh the account's token (with the refresh
+        token the application keeps) and return True: the task is then retried at once with
+        the same arguments, so it must read the token from the application's store, not from
+        its arguments.  Return False (the default) for the :meth:`on_auth_invalid` path."""
+        return False
+
+    def token_refreshes(self) -> int:
+        """How many times this message was already retried with a refreshed token."""
+        count = self.request.get(TOKEN_REFRESHES_HEADER)
+        return count if isinstance(count, int) and not isinstance(count, bool) else 0
+
     def on_auth_invalid(self, verdict: Verdict) -> None:
         """Called before an AUTH_INVALID failure; override it to mark the account's token as
         bad (and stop scheduling work for it).  The default only logs."""
@@ -291,6 +313,21 @@ class HTTPTask(DLXTask):
         options.setdefault("argsrepr", redact(saferepr(redact_value(args or ()), amqp.argsrepr_maxsize)))
         options.setdefault("kwargsrepr", redact(saferepr(redact_value(kwargs or {}), amqp.kwargsrepr_maxsize)))
         return super().apply_async(args, kwargs, *rest, **options)
+
+    def _retry_refreshed(self, verdict: Verdict) -> NoReturn:
+        """Retry at once, through the broker, with the refresh counted in the message's
+        headers but not in ``retries``: a refreshed token is not a failed attempt."""
+        failure = CallDeferred.from_verdict(verdict)
+        request = self.request
+        count = self.token_refreshes()
+        logger.info("%s[%s] %s; token refreshed, retrying now", self.name, request.id, failure)
+        setattr(request, TOKEN_REFRESHES_HEADER, count + 1)  # carried into the retry's headers
+        try:
+            raise failure from None
+        except CallDeferred:
+            raise self.delayed_retry(countdown=0, exc=failure, count_attempt=False) from None
+        finally:
+            setattr(request, TOKEN_REFRESHES_HEADER, count or None)
 
     def _retry(self, verdict: Verdict) -> NoReturn:
         failure = CallDeferred.from_verdict(verdict)

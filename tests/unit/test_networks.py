@@ -170,6 +170,64 @@ def test_auth_invalid_calls_the_hook_and_fails_without_retry(app: Celery) -> Non
     assert [v.kind for v in Accounts.marked] == [VerdictKind.AUTH_INVALID]
 
 
+class Refreshing(TwitterTask):
+    """Refreshes the token when asked (``can_refresh``), records every hook call."""
+
+    abstract = True
+    can_refresh: ClassVar[bool] = True
+    expired: ClassVar[list[Verdict]] = []
+    marked: ClassVar[list[Verdict]] = []
+
+    def on_token_expired(self, verdict: Verdict) -> bool:
+        self.expired.append(verdict)
+        return self.can_refresh
+
+    def on_auth_invalid(self, verdict: Verdict) -> None:
+        self.marked.append(verdict)
+
+
+EXPIRED = {"errors": [{"code": 89, "message": "Invalid or expired token."}]}
+REVOKED = {"errors": [{"code": 326, "message": "To protect our users from spam, this account is temporarily locked."}]}
+
+
+def test_an_expired_token_the_app_refreshes_is_retried_at_once(app: Celery) -> None:
+    Refreshing.expired, Refreshing.marked = [], []
+    task = bound(app, Refreshing)
+    retry = retry_of(task, httpx_response(401, {}, EXPIRED), retries=2)
+    assert retry.when == 0
+    assert [v.refreshable for v in Refreshing.expired] == [True]
+    assert Refreshing.marked == []
+
+
+def test_a_refresh_the_app_cannot_do_goes_down_the_auth_invalid_path(app: Celery) -> None:
+    Refreshing.expired, Refreshing.marked, Refreshing.can_refresh = [], [], False
+    try:
+        result = bound(app, Refreshing).apply((httpx_response(401, {}, EXPIRED),))
+    finally:
+        Refreshing.can_refresh = True
+    assert isinstance(result.result, AuthInvalid)
+    assert len(Refreshing.expired) == 1 and len(Refreshing.marked) == 1
+
+
+def test_a_revoked_token_is_never_offered_for_refresh(app: Celery) -> None:
+    Refreshing.expired, Refreshing.marked = [], []
+    result = bound(app, Refreshing).apply((httpx_response(403, {}, REVOKED),))
+    assert isinstance(result.result, AuthInvalid)
+    assert Refreshing.expired == [] and [v.refreshable for v in Refreshing.marked] == [False]
+
+
+def test_refreshes_stop_after_max_token_refreshes(app: Celery) -> None:
+    Refreshing.expired, Refreshing.marked = [], []
+    task = bound(app, Refreshing, max_token_refreshes=2)
+    task.push_request(id="t", retries=0, args=(), kwargs={}, called_directly=False, is_eager=True, dlx_token_refreshes=2)
+    try:
+        with pytest.raises(AuthInvalid):
+            task.check(httpx_response(401, {}, EXPIRED))
+    finally:
+        task.pop_request()
+    assert Refreshing.expired == [] and len(Refreshing.marked) == 1
+
+
 @pytest.mark.parametrize(
     "base, status, body, kind",
     [
