@@ -56,6 +56,24 @@ def make_app(env: Mapping[str, str]) -> Celery:
             ),
         )
 
+    class Refreshing(Timeline):
+        """Refreshes an expired token the way an application would: a new one in its store."""
+
+        abstract = True
+
+        def on_token_expired(self, verdict: Verdict) -> bool:
+            key = self.request.kwargs["key"]
+            store.rpush(f"{key}:refreshed", json.dumps(verdict.as_dict()))
+            store.set(f"{key}:token", f"refreshed-{store.llen(f'{key}:refreshed')}")
+            return True
+
+    @app.task(shared=False, bind=True, base=Refreshing, name="it.refreshing_timeline", max_retries=0)
+    def refreshing_timeline(self: Refreshing, url: str, key: str) -> Any:
+        """Reads the account's current token from the store on every run; no retry to spare."""
+        record(self, key)
+        token = (store.get(f"{key}:token") or b"first-token").decode()
+        return self.check(requests.get(url, params={"access_token": token}, timeout=5)).json()
+
     @app.task(shared=False, bind=True, base=Timeline, name="it.timeline", max_retries=3)
     def timeline(self: Timeline, url: str, key: str, access_token: str) -> Any:
         """Reads a timeline, passing the token the way Graph-style APIs take it (in the URL)."""

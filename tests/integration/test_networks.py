@@ -17,7 +17,7 @@ import pytest
 from celery import Celery
 from kombu import Connection
 
-from celery_dlx.networks.tasks import AuthInvalid
+from celery_dlx.networks.tasks import AuthInvalid, TwitterTask
 from celery_dlx.parking.lot import ParkingLot
 from celery_dlx.testing.worker import WorkerProcess, wait_until
 
@@ -173,3 +173,51 @@ def test_a_dead_token_is_parked_with_its_verdict_and_no_token(
     assert parked.id == result.id and parked.task == "it.timeline" and parked.retries == 0
     assert parked.reason == "auth_invalid" and parked.error == "celery_dlx.networks.AuthInvalid"
     assert "Invalid or expired token" in parked.message and TOKEN not in repr(parked)
+
+
+def test_an_expired_token_is_refreshed_and_retried_at_once_through_the_broker(
+    make_env: Callable[..., DLXEnv], twitter_like: Callable[[list[Reply]], TwitterLike], tmp_path: Path
+) -> None:
+    expired = {"title": "Unauthorized", "detail": "The access token expired", "type": "about:blank", "status": 401}
+    challenge = {"www-authenticate": 'Bearer realm="api", error="invalid_token", error_description="The access token expired"'}
+    server = twitter_like([lambda: (401, challenge, expired), lambda: (200, {}, {"data": [{"id": "1"}]})])
+    dlx, app = network_worker(make_env, tmp_path / "worker.log")
+    key = dlx.key()
+    dlx.keys += [f"{key}:refreshed", f"{key}:token", f"{key}:auth"]
+
+    result = app.tasks["it.refreshing_timeline"].apply_async(kwargs={"url": server.url, "key": key})
+
+    assert result.get(timeout=20) == {"data": [{"id": "1"}]}  # max_retries=0: a counted retry would have failed
+    first, second = dlx.arrivals(key, 2, timeout=5)
+    assert [first["retries"], second["retries"]] == [0, 0], "the refresh used up a retry"
+    assert second["exchange"] == dlx.topology.deliver_exchange.name, "the retry did not come through the broker"
+    assert second["t"] - first["t"] < 2, "the refreshed call was not retried at once"
+    assert [json.loads(v)["refreshable"] for v in dlx.store.lrange(f"{key}:refreshed", 0, -1)] == [True]
+    assert dlx.store.llen(f"{key}:auth") == 0, "a refreshed token was reported dead"
+    assert "access_token=first-token" in server.hits[0]["path"]
+    assert "access_token=refreshed-1" in server.hits[1]["path"]
+
+
+def test_a_token_that_stays_expired_after_refreshes_goes_to_the_parking_lot(
+    make_env: Callable[..., DLXEnv], twitter_like: Callable[[list[Reply]], TwitterLike], tmp_path: Path
+) -> None:
+    expired = {"errors": [{"code": 89, "message": "Invalid or expired token."}]}
+    server = twitter_like([lambda: (401, {}, expired)])
+    dlx, app = network_worker(make_env, tmp_path / "worker.log")
+    key = dlx.key()
+    dlx.keys += [f"{key}:refreshed", f"{key}:token", f"{key}:auth"]
+
+    result = app.tasks["it.refreshing_timeline"].apply_async(kwargs={"url": server.url, "key": key})
+
+    with pytest.raises(AuthInvalid):
+        result.get(timeout=20)
+    refreshes = TwitterTask.max_token_refreshes
+    assert [a["retries"] for a in dlx.arrivals(key, refreshes + 1, timeout=5)] == [0] * (refreshes + 1)
+    assert dlx.store.llen(f"{key}:refreshed") == refreshes
+    assert dlx.store.llen(f"{key}:auth") == 1
+    assert len(server.hits) == refreshes + 1
+    with Connection(BROKER_URL) as connection:
+        lot = ParkingLot(connection, dlx.topology)
+        assert wait_until(lambda: lot.count() == 1, 10)
+        (parked,) = lot.browse(10)
+    assert parked.id == result.id and parked.reason == "auth_invalid"
