@@ -6,8 +6,9 @@ API call each) as a task tree; whales' pages go to a whale queue of their own.  
 
 - asks the shared rate limiter first (``acquire_or_retry``: a denied call waits in the broker);
 - is checked by the network's Task base class: rate limits wait for the reset the answer
-  names, 5xx and timeouts back off, a dead token marks the account and fails (and, with
-  ``dlx_park``, is parked); the circuit breaker stops calls during an outage;
+  names, 5xx and timeouts back off, an expired token is refreshed and the call retried at
+  once, a dead token marks the account and fails (and, with ``dlx_park``, is parked); the
+  circuit breaker stops calls during an outage;
 - records the followers its page *owns* (``turn_page``) in a Redis set per account, and counts
   them, so the demo can check exactly-once: no follower missing, none twice.
 
@@ -51,7 +52,7 @@ from celery_dlx.softlimit.http_session import TimedSession
 
 from .clients import Call, FacebookAPI, FollowersAPI, LinkedInAPI, TwitterAPI
 from .roster import NETWORKS
-from .simulator import QUOTAS
+from .simulator import QUOTAS, REFRESH_PATH
 
 #: Networks whose per-token quota is published; the limiter enforces it as the (simulated)
 #: network documents it in ``QUOTAS``, as an app would copy it from the API's documentation.
@@ -135,6 +136,13 @@ class Services:
     def token(self, account_id: str) -> str:
         return str(self.store.hget(self.config.key("tokens"), account_id) or "")
 
+    def replace_token(self, account_id: str, token: str) -> None:
+        """Store a refreshed token; every later call of the account uses it."""
+        with self.store.pipeline(transaction=True) as pipe:
+            pipe.hset(self.config.key("tokens"), account_id, token)
+            pipe.hincrby(self.config.key("refreshed"), account_id, 1)
+            pipe.execute()
+
     def mark_bad(self, account_id: str, reason: str) -> None:
         self.store.hset(self.config.key("bad_tokens"), account_id, reason)
 
@@ -196,6 +204,20 @@ class SocialTask(HTTPTask):
         limited = verdict.kind is VerdictKind.RATE_LIMITED
         services.limiter.feedback(decision, limited=limited, retry_after=verdict.retry_after if limited else None)
         return self.check(response, verdict).json()
+
+    def on_token_expired(self, verdict: Verdict) -> bool:
+        """Refresh the account's token at the token endpoint; True (retry at once) when it
+        issued a new one, False (a dead token) when it refused, e.g. ``invalid_grant``."""
+        services = Services.of(self.app)
+        account_id = self.request.args[0]
+        try:
+            response = services.http.get(services.config.api_url + REFRESH_PATH, params={"account": account_id})
+        except requests.RequestException as exc:
+            self.handle_exception(exc)
+        if self.classify_response(response).kind is not VerdictKind.OK:
+            return False
+        services.replace_token(account_id, response.json()["access_token"])
+        return True
 
     def on_auth_invalid(self, verdict: Verdict) -> None:
         """Mark the account's token as dead, so nothing else is scheduled with it."""

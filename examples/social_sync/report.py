@@ -103,6 +103,9 @@ class Outcome:
     sync_seconds: float
     wall_seconds: float
     marked_bad: int = 0
+    #: Accounts whose expired token the simulator issued, and those on_token_expired refreshed.
+    expired: Sequence[str] = ()
+    refreshed: Sequence[str] = ()
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -124,7 +127,8 @@ class Outcome:
 
     @property
     def ok(self) -> bool:
-        return self.unfinished is None and self.exact and len(self.dead_parked) == len(self.dead)
+        refreshed = set(self.refreshed) == set(self.expired)
+        return self.unfinished is None and self.exact and len(self.dead_parked) == len(self.dead) and refreshed
 
 
 def summary(outcome: Outcome) -> list[str]:
@@ -158,6 +162,8 @@ def summary(outcome: Outcome) -> list[str]:
         f"dead tokens parked: {len(outcome.dead_parked)} of {len(outcome.dead)} "
         f"({', '.join(_parked(p) for p in outcome.parked) or 'parking queue empty'}); "
         f"marked bad by on_auth_invalid: {outcome.marked_bad}",
+        f"expired tokens refreshed by on_token_expired: {len(outcome.refreshed)} of {len(outcome.expired)} "
+        f"({', '.join(sorted(outcome.refreshed)) or 'none'}); each call retried at once without using a retry",
         f"retries through the broker: {sum(outcome.retries.values()):,} ({retries or 'none'})",
         f"pagination guards stopped {sum(outcome.halts.values())} endless chains "
         f"({', '.join(f'{reason} {count}' for reason, count in outcome.halts.items()) or 'none'})",

@@ -129,6 +129,8 @@ class Demo:
             sync_seconds=sync_seconds,
             wall_seconds=time.monotonic() - self.started,
             marked_bad=int(self.store.hlen(self.config.key("bad_tokens"))),
+            expired=sorted(self.api.expired),
+            refreshed=sorted(self.store.hkeys(self.config.key("refreshed"))),
             notes=[f"chart: {path}"],
         )
 

@@ -6,7 +6,10 @@ the real APIs do:
 - **rate limits** per token and per client address, in fixed windows of a few seconds, answered
   in each network's wording with the reset (:data:`QUOTAS`; see :mod:`.wire`);
 - **dead tokens**: Facebook's OAuthException 190 with several subcodes and messages, Twitter's
-  code 89/32, LinkedIn's 65601/65602;
+  code 89/32, LinkedIn's 65601/65602; a refresh (``GET /oauth/refresh?account=``) fails for
+  them with RFC 6749's ``invalid_grant``;
+- **expired tokens**: some live accounts' issued tokens have expired (:attr:`Faults.expired_rate`);
+  the network answers its "expired" wording until the app refreshes the token, which then works;
 - **LinkedIn's off-by-one**: past the end of some accounts' lists, endless 1-item pages;
 - **random 5xx** (JSON or an HTML page from a proxy) and **slow answers** that outlast a
   client's read timeout;
@@ -74,6 +77,9 @@ HOST = "127.0.0.1"
 CALLS, OK, ITEMS = "calls", "ok", "items"
 TOKEN_LIMITED, IP_LIMITED, AUTH_INVALID = "token_limited", "ip_limited", "auth_invalid"
 SERVER_ERROR, SLOW, OUTAGE, NOT_FOUND = "server_error", "slow", "outage", "not_found"
+TOKEN_EXPIRED, REFRESHED = "token_expired", "refreshed"
+#: The simulated token endpoint (all networks): ``GET /oauth/refresh?account=<id>``.
+REFRESH_PATH = "/oauth/refresh"
 
 
 @dataclass(frozen=True)
@@ -99,10 +105,15 @@ class Faults:
     slow_rate: float = 0.01
     slow_seconds: float = 3.5
     outages: tuple[Outage, ...] = ()
+    #: Share of live accounts whose issued token has expired (at least one when any is live);
+    #: the demo's seeded faults set it, a bare ``Faults()`` expires nothing.
+    expired_rate: float = 0.0
 
     @classmethod
     def seeded(cls, seed: int, networks: Iterable[str], within: float, **rates: float) -> Faults:
-        """One outage of 3-5 s per network, starting at a seeded time in the first ``within`` s."""
+        """One outage of 3-5 s per network, starting at a seeded time in the first ``within`` s,
+        and a quarter of the live accounts' tokens expired."""
+        rates.setdefault("expired_rate", 0.25)
         rng = random.Random(f"outages:{seed}")
         outages = tuple(
             Outage(network, round(rng.uniform(within * 0.2, within), 1), round(rng.uniform(3.0, 5.0), 1))
@@ -184,6 +195,9 @@ class SocialAPI:
         self.quotas = quotas
         self.clock = clock
         self._dead_rank = _dead_rank(self.accounts.values())
+        #: Accounts whose issued token has expired, and the tokens refreshes issued.
+        self.expired = _expired(self.accounts.values(), faults)
+        self._refreshed: dict[str, str] = {}
         self._windows = FixedWindows()
         self._seen: Counter[tuple[str, str]] = Counter()
         self._counts = {network: Counter[str]() for network in WIRES}
@@ -194,6 +208,8 @@ class SocialAPI:
 
     def answer(self, request: Request) -> Answer:
         """The answer to ``request``, counted in :meth:`stats`."""
+        if request.path == REFRESH_PATH:
+            return Answer(self._refresh(request.query.get("account", "")))
         network = request.path.strip("/").split("/", 1)[0]
         wire = WIRES.get(network)
         route = wire.route(request.path, request.query) if wire else None
@@ -224,7 +240,9 @@ class SocialAPI:
         account = self.accounts.get(route.account_id)
         if account is None or account.network != network:
             return NOT_FOUND, html(404, "Not Found")
-        if account.dead or request.token != account.token:
+        if account.id in self.expired and request.token == account.token:
+            return TOKEN_EXPIRED, wire.expired_token()
+        if account.dead or request.token != self._refreshed.get(account.id, account.token):
             return AUTH_INVALID, wire.dead_token(self._dead_rank.get(account.id, 0))
         allowed, window = self._windows.take(("token", network, account.token), quotas.token, now)
         if not allowed:
@@ -232,6 +250,17 @@ class SocialAPI:
         if fault == SERVER_ERROR:
             return SERVER_ERROR, wire.server_error(self.faults.draw("variant", request.path, request.query))
         return OK, None
+
+    def _refresh(self, account_id: str) -> Reply:
+        """The token endpoint: a new token for an expired one; RFC 6749 ``invalid_grant`` for a
+        dead account (its grant was revoked) or an unknown one."""
+        account = self.accounts.get(account_id)
+        if account is None or account.dead or account.id not in self.expired:
+            return Reply(400, {"error": "invalid_grant", "error_description": "The refresh token is invalid or revoked."})
+        with self._lock:
+            token = self._refreshed.setdefault(account.id, f"{account.token}-refreshed")
+        self._count(account.network, REFRESHED)
+        return Reply(200, {"access_token": token, "token_type": "bearer", "expires_in": 3600})
 
     def _serve(self, wire: Wire, route: Route, now: float) -> Reply:
         account = self.accounts[route.account_id]
@@ -310,6 +339,15 @@ class SocialAPI:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+def _expired(accounts: Iterable[Account], faults: Faults) -> frozenset[str]:
+    """The live accounts whose issued token has expired: a seeded share, at least one."""
+    live = [account for account in accounts if not account.dead]
+    chosen = {account.id for account in live if faults.draw("expired", account.id) < faults.expired_rate}
+    if not chosen and live and faults.expired_rate > 0:
+        chosen = {min(live, key=lambda account: faults.draw("expired", account.id)).id}
+    return frozenset(chosen)
 
 
 def _dead_rank(accounts: Iterable[Account]) -> dict[str, int]:

@@ -107,6 +107,10 @@ class Wire(ABC):
         wording, so several dead tokens show several messages."""
 
     @abstractmethod
+    def expired_token(self) -> Reply:
+        """The refusal of a token that only expired (a refresh makes it work again)."""
+
+    @abstractmethod
     def server_error(self, variant: float) -> Reply:
         """A random failure of the network's servers (``variant`` in [0, 1) picks its form)."""
 
@@ -176,6 +180,10 @@ class Facebook(Wire):
         subcode, message = self.DEAD_TOKENS[nth % len(self.DEAD_TOKENS)]
         return Reply(400, self._error(190, message, subcode))
 
+    def expired_token(self) -> Reply:
+        message = "Error validating access token: Session has expired on Tuesday, 14-Nov-23 13:00:00 PST."
+        return Reply(400, self._error(190, message, 463))
+
     def server_error(self, variant: float) -> Reply:
         if variant < 0.5:
             return Reply(500, self._error(1, "An unknown error occurred", is_transient=True))
@@ -235,6 +243,12 @@ class Twitter(Wire):
         code, message = self.DEAD_TOKENS[nth % len(self.DEAD_TOKENS)]
         return Reply(401, {"errors": [{"code": code, "message": message}]})
 
+    def expired_token(self) -> Reply:
+        """An OAuth 2.0 user token past its two hours: RFC 6750's challenge says so."""
+        challenge = 'Bearer realm="api", error="invalid_token", error_description="The access token expired"'
+        body = {"title": "Unauthorized", "type": "about:blank", "status": 401, "detail": "Unauthorized"}
+        return Reply(401, body, {"WWW-Authenticate": challenge})
+
     def server_error(self, variant: float) -> Reply:
         if variant < 0.5:
             return Reply(500, {"errors": [{"code": 131, "message": "Internal error"}]})
@@ -290,6 +304,10 @@ class LinkedIn(Wire):
 
     def dead_token(self, nth: int) -> Reply:
         code, name, message = self.DEAD_TOKENS[nth % len(self.DEAD_TOKENS)]
+        return Reply(401, {"message": message, "status": 401, "serviceErrorCode": code, "code": name})
+
+    def expired_token(self) -> Reply:
+        code, name, message = self.DEAD_TOKENS[1]
         return Reply(401, {"message": message, "status": 401, "serviceErrorCode": code, "code": name})
 
     def server_error(self, variant: float) -> Reply:

@@ -28,8 +28,11 @@ from examples.social_sync.simulator import (
     ITEMS,
     OK,
     OUTAGE,
+    REFRESH_PATH,
+    REFRESHED,
     SERVER_ERROR,
     SLOW,
+    TOKEN_EXPIRED,
     TOKEN_LIMITED,
     Faults,
     Outage,
@@ -177,6 +180,36 @@ def test_dead_tokens_of_twitter_and_linkedin_are_auth_invalid(network: str, code
     a = account(network, dead=True)
     assert (v := verdict(network, simulator(a).answer(profile(a)).reply)).kind is VerdictKind.AUTH_INVALID
     assert v.code == code
+
+
+@pytest.mark.parametrize("network", roster.NETWORKS)
+def test_an_expired_token_reads_as_refreshable_and_works_again_once_refreshed(network: str) -> None:
+    a = account(network)
+    api = simulator(a, faults=Faults(error_rate=0.0, slow_rate=0.0, expired_rate=1.0))
+    expired = verdict(network, api.answer(profile(a)).reply)
+    assert (expired.kind, expired.refreshable) == (VerdictKind.AUTH_INVALID, True)
+    refresh = api.answer(Request(REFRESH_PATH, {"account": a.id})).reply
+    assert verdict(network, refresh).kind is VerdictKind.OK
+    token = refresh.body["access_token"]
+    assert token != a.token
+    assert api.answer(Request(profile(a).path, token=token)).reply.status == 200
+    assert verdict(network, api.answer(profile(a)).reply).kind is VerdictKind.AUTH_INVALID  # the old one stays dead
+    assert (api.stats()[network][TOKEN_EXPIRED], api.stats()[network][REFRESHED]) == (2, 1)
+
+
+def test_a_dead_tokens_refresh_is_refused_with_invalid_grant() -> None:
+    a = account("linkedin", dead=True)
+    refusal = verdict("linkedin", simulator(a).answer(Request(REFRESH_PATH, {"account": a.id})).reply)
+    assert (refusal.kind, refusal.code, refusal.refreshable) == (VerdictKind.AUTH_INVALID, "invalid_grant", False)
+
+
+def test_seeded_faults_expire_some_live_tokens_never_a_dead_one() -> None:
+    accounts = roster.build(0, FULL)
+    api = SocialAPI(accounts, Faults.seeded(0, roster.NETWORKS, within=10.0))
+    dead = {a.id for a in accounts if a.dead}
+    assert api.expired and not api.expired & dead
+    assert len(api.expired) < len(accounts) - len(dead)
+    assert SocialAPI(accounts, CALM).expired == frozenset()
 
 
 def test_a_token_that_is_not_the_accounts_own_is_refused() -> None:
