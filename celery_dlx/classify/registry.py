@@ -58,7 +58,7 @@ class Registry:
             # A generic fallback decided; the network's own codes still belong in the verdict.
             found = entry.dialect.error(response)
             if found is not None:
-                verdict = replace(verdict, code=found.code, subcode=found.subcode)
+                return replace(verdict, code=found.code, subcode=found.subcode, network=network)
         return replace(verdict, network=network)
 
     def _entry(self, name: str) -> _Entry:

@@ -2,7 +2,8 @@
 
 It starts its own simulator and three real workers, syncs nine accounts (one whale, one dead
 token, LinkedIn's endless pages) through rate limits, outages, 5xx and timeouts, and must end
-with every follower stored exactly once, the dead token parked, a chart, and nothing left
+with every follower stored exactly once, the dead token parked, every expired token refreshed
+(``on_token_expired``), a chart, and nothing left
 behind on the broker or in Redis.
 """
 
@@ -38,6 +39,8 @@ def test_short_demo_syncs_every_follower_exactly_once_and_cleans_up(
     )
     assert synced and synced.group(1) == synced.group(2), output
     assert re.search(r"^dead tokens parked: 1 of 1 \(facebook-\d+ auth_invalid\)", output, re.M), output
+    refreshed = re.search(r"^expired tokens refreshed by on_token_expired: (\d+) of (\d+) ", output, re.M)
+    assert refreshed and refreshed.group(1) == refreshed.group(2) != "0", output
     assert re.search(r"^pagination guards stopped [1-9]\d* endless chains", output, re.M), output
     assert chart.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
 
