@@ -53,3 +53,10 @@ lint: $(VENV)/.installed
 	$(PY) -m pip install -q -e '.[lint]'
 	$(PY) -m ruff check celery_dlx tests benchmarks examples scripts noxfile.py
 	$(PY) -m mypy
+
+# Regenerate the generated classifier fixtures and docs/classify.md from the rule tables
+# (tests/unit/test_classify_docs.py fails when either is out of date).
+.PHONY: classify-docs
+classify-docs: $(VENV)/.installed
+	$(PY) scripts/gen_classify_fixtures.py
+	$(PY) -m celery_dlx.classify.doc_table > docs/classify.md

@@ -33,6 +33,7 @@ V1 = entries(
         (3, K.BAD_REQUEST, "Invalid coordinates", None, None, 400),
         (13, K.NOT_FOUND, "No location associated with the specified IP address", None, None, 404),
         (17, K.NOT_FOUND, "No user matches for specified terms", None, None, 404),
+        (25, K.BAD_REQUEST, "Query parameters are missing", None, None, 400),
         (32, K.AUTH_INVALID, "Could not authenticate you", None, False, 401),
         (34, K.NOT_FOUND, "Sorry, that page does not exist", None, None, 404),
         (36, K.BAD_REQUEST, "You cannot report yourself for spam", None, None, 403),
