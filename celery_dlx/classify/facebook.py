@@ -84,8 +84,7 @@ CODES: tuple[Entry, ...] = (
         [
             ((17, 2446079), K.RATE_LIMITED, "User request limit reached (ads management)"),
             ((613, 1487742), K.RATE_LIMITED, "There have been too many calls from this ad account"),
-            ((4, 1504022), K.RATE_LIMITED, "Too many calls to the ads insights API: wait and retry"),
-            ((4, 1504039), K.RATE_LIMITED, "Too many calls to the ads insights API: wait and retry"),
+            ((4, 1504022), K.RATE_LIMITED, "Too many API requests (ads insights): reduce calls, wait and retry"),
             (2635, K.BAD_REQUEST, "You are calling a deprecated version of the Ads API"),
         ],
     ),
