@@ -326,3 +326,51 @@ def test_pure_modules_import_no_celery_kombu_or_http_library() -> None:
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 imported.add(node.module.split(".")[0])
         assert not imported & {"celery", "kombu", "requests", "httpx", "urllib3"}, path
+
+
+@pytest.mark.parametrize(
+    "network, status, headers, body, refreshable",
+    [
+        ("facebook", 400, {}, {"error": {"code": 190, "error_subcode": 463, "message": "Session has expired"}}, True),
+        ("facebook", 400, {}, {"error": {"code": 190, "error_subcode": 460, "message": "password changed"}}, False),
+        ("facebook", 400, {}, {"error": {"code": 190, "error_subcode": 458, "message": "app not installed"}}, False),
+        ("facebook", 400, {}, {"error": {"type": "OAuthException", "message": "Session has expired at unix time 1"}}, True),
+        ("linkedin", 401, {}, {"serviceErrorCode": 65602, "message": "The token used in the request has expired"}, True),
+        ("linkedin", 401, {}, {"serviceErrorCode": 65601, "message": "revoked by the user"}, False),
+        ("twitter", 403, {}, {"errors": [{"code": 64, "message": "Your account is suspended"}]}, False),
+        ("mastodon", 401, {}, {"error": "The access token expired"}, True),
+        ("mastodon", 401, {}, {"error": "The access token was revoked"}, False),
+        ("github", 401, {"www-authenticate": 'Bearer error="invalid_token", error_description="The access token expired"'}, "", True),
+        ("reddit", 400, {}, {"error": "invalid_grant"}, False),
+        ("http", 401, {}, None, False),
+    ],
+)
+def test_auth_invalid_says_whether_a_token_refresh_can_help(
+    network: str, status: int, headers: dict[str, str], body: object, refreshable: bool
+) -> None:
+    verdict = classify(network, status, headers, body)
+    assert (verdict.kind, verdict.refreshable) == (K.AUTH_INVALID, refreshable), verdict
+
+
+@pytest.mark.parametrize(
+    "network, status, body",
+    [
+        ("twitter", 401, {"errors": [{"code": 135, "message": "Timestamp out of bounds."}]}),
+        ("twitter", 400, {"errors": [{"code": 215, "message": "Bad Authentication data."}]}),
+        ("linkedin", 401, {"serviceErrorCode": 401, "message": "Empty oauth2_access_token", "status": 401}),
+        ("github", 401, {"message": "Requires authentication"}),
+        ("facebook", 400, {"error": {"code": 104, "message": "An access token is required to request this resource."}}),
+        ("http", 401, {"message": "Missing access token"}),
+        ("http", 403, {"message": "SSL is required"}),
+    ],
+)
+def test_caller_bugs_that_look_like_auth_errors_do_not_mark_the_token_dead(network: str, status: int, body: object) -> None:
+    assert classify(network, status, {}, body).kind is K.BAD_REQUEST
+
+
+@pytest.mark.parametrize("network", registry.names)
+def test_oauth_errors_are_auth_or_permission_on_every_network(network: str) -> None:
+    for name, kind in [("invalid_grant", K.AUTH_INVALID), ("invalid_client", K.AUTH_INVALID), ("invalid_scope", K.PERMISSION)]:
+        assert classify(network, 400, {}, {"error": name, "error_description": "x"}).kind is kind
+    challenge = {"www-authenticate": 'Bearer realm="api", error="insufficient_scope"'}
+    assert classify(network, 403, challenge, "").kind is K.PERMISSION
