@@ -36,7 +36,7 @@ from typing import Any
 from celery import Task
 
 from ..broker.destination import origin_queue
-from ..broker.headers import REPLAYS_HEADER, uncounted, without_death
+from ..broker.headers import REPLAYS_HEADER, TOKEN_REFRESHES_HEADER, uncounted, without_death
 from ..broker.publish import RetryPublisher, publish_delayed, publisher_for, requeue_if_transient
 from ..broker.topology import DESTINATION_HEADER
 from ..errors import PublishFailed
@@ -189,8 +189,11 @@ def _count(value: Any) -> int | None:
 
 def replayed_headers(headers: Mapping[str, Any] | None, *, reset_retries: bool) -> dict[str, Any]:
     """Headers of a parked message sent back to work: the stay in the lot and the dead-letter
-    history removed, the replay counted, and the retry count reset to 0 if asked."""
-    out = {k: v for k, v in without_death(headers).items() if k not in PARKING_HEADERS}
+    history removed, the replay counted, the token-refresh count dropped (a replay follows a
+    fix, such as the user authorizing again), and the retry count reset to 0 if asked."""
+    out = {
+        k: v for k, v in without_death(headers).items() if k not in PARKING_HEADERS and k != TOKEN_REFRESHES_HEADER
+    }
     out[REPLAYS_HEADER] = (_count(out.get(REPLAYS_HEADER)) or 0) + 1
     if reset_retries and "retries" in out:
         out["retries"] = 0

@@ -33,6 +33,7 @@ from celery_dlx.networks.tasks import (
     VerdictError,
     response_parts,
 )
+from celery_dlx.parking.park import replayed_headers
 
 #: Celery-facing: runs on every supported Celery minor (nox -s compat).
 pytestmark = pytest.mark.compat
@@ -383,3 +384,8 @@ def test_every_network_has_a_task_class_bound_to_a_registered_classifier() -> No
     classes = [HTTPTask, FacebookTask, InstagramTask, TwitterTask, LinkedInTask, RedditTask, MastodonTask, GitHubTask]
     assert sorted(cls.network for cls in classes) == sorted(registry.names)
     assert all(issubclass(cls, DLXTask) for cls in classes)
+
+
+def test_a_replay_gives_a_message_its_token_refreshes_back() -> None:
+    parked = {"dlx_token_refreshes": 3, "dlx_replays": 1, "retries": 4, "x-death": [{"count": 1}]}
+    assert replayed_headers(parked, reset_retries=False) == {"dlx_replays": 2, "retries": 4}
