@@ -8,7 +8,7 @@ PYTHON ?= python3
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test,bench,http]'
+	$(PY) -m pip install -q -e '.[test,bench,http,web,browser-test]'
 	touch $@
 
 services:

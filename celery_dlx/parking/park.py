@@ -175,6 +175,35 @@ class ParkedMessage:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class ParkedFilter:
+    """Which parked messages an operation applies to: those whose task name, reason, origin
+    work queue and id equal every field given (None: any).
+
+    Read from the headers alone, without building a :class:`ParkedMessage` (no redaction),
+    so a sweep over a large lot pays a few dictionary look-ups per message.
+    """
+
+    task: str | None = None
+    reason: str | None = None
+    queue: str | None = None
+    task_id: str | None = None
+
+    @property
+    def everything(self) -> bool:
+        return self.task is None and self.reason is None and self.queue is None and self.task_id is None
+
+    def matches(self, headers: Mapping[str, Any] | None, correlation_id: str | None = None) -> bool:
+        """Whether a message with these headers is selected."""
+        h = headers or {}
+        return (
+            (self.task is None or header_text(h.get("task")) == self.task)
+            and (self.reason is None or (header_text(h.get(REASON_HEADER)) or UNROUTABLE) == self.reason)
+            and (self.queue is None or header_text(h.get(DESTINATION_HEADER)) == self.queue)
+            and (self.task_id is None or (header_text(h.get("id")) or header_text(correlation_id)) == self.task_id)
+        )
+
+
 def header_text(value: Any) -> str:
     """A header value as text ('' for none): AMQP tables may carry strings as bytes."""
     if isinstance(value, bytes):

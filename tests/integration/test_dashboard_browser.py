@@ -1,0 +1,270 @@
+"""The dashboard in a real browser: headless Chromium (Debian's ``chromium`` and
+``chromium-driver``, installed by scripts/ensure-browser.sh) driven by selenium against a
+``celery dlx serve`` process on the real RabbitMQ and Redis, with retries pending, parked
+messages and an open circuit breaker.  pika and ``celery dlx status --json`` are the
+independent observers.
+
+``DLX_SCREENSHOTS=docs`` saves the overview and parking-lot screenshots the README shows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pika
+import pytest
+import redis
+import requests
+
+from celery_dlx.breaker import FAILURE
+from celery_dlx.breaker.tasks import breaker_for
+from celery_dlx.broker.publish import TaskMessage, publish_delayed
+
+from ..support import ROOT, missing, reachable
+from .conftest import DLXEnv
+from .dashboard_app import make_app
+from .test_cli import drain_ids
+
+pytestmark = pytest.mark.integration
+
+APP = "tests.integration.dashboard_app:app"
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+#: Delays of the retries left pending: hours, so none comes due during the test.
+DELAYS = (1800, 1800, 3600, 7200, 7200, 7200, 20000)
+SECRET = "EAAsecretSECRETsecret1234567890"
+
+
+@dataclass
+class Deployment:
+    env: DLXEnv
+    environ: dict[str, str]
+    parked: dict[str, list[str]]
+
+    @property
+    def lot(self) -> str:
+        return self.env.topology.parking_queue.name
+
+    def celery(self, *args: str, extra: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "celery", "-A", APP, "dlx", *args],
+            env={**self.environ, **(extra or {})},
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+
+
+def park(observer: pika.BlockingConnection, env: DLXEnv, count: int, task: str, reason: str, error: str) -> list[str]:
+    """Put ``count`` Celery-shaped messages into the lot, as ``park()`` records them."""
+    channel = observer.channel()
+    channel.confirm_delivery()
+    ids = []
+    for i in range(count):
+        task_id = str(uuid.uuid4())
+        headers: dict[str, Any] = {
+            "task": task, "id": task_id, "retries": 5, "dlx_parked_reason": reason, "dlx_error": error,
+            "dlx_error_message": f"{reason} on account {i}", "dlx_parked_at": int(time.time()), "dlx_queue": env.queues[0],
+        }  # fmt: skip
+        body = json.dumps([[f"account-{i}"], {"access_token": SECRET, "since": "2026-12-01"}, {}])
+        properties = pika.BasicProperties(headers=headers, correlation_id=task_id, content_type="application/json", delivery_mode=2)
+        channel.basic_publish("", env.topology.parking_queue.name, body, properties)
+        ids.append(task_id)
+    channel.close()
+    return ids
+
+
+@pytest.fixture
+def deployment(make_env: Callable[..., DLXEnv], observer: pika.BlockingConnection, store: redis.Redis) -> Deployment:
+    env = make_env(worker=False)
+    env.env["DLX_BR_PREFIX"] = f"{env.prefix}:breaker"
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("DLX_WEB_")}
+    deployment = Deployment(env, {**environ, **env.env}, {})
+    declared = deployment.celery("declare")
+    assert declared.returncode == 0, declared.stderr
+    app = make_app(env.env)
+    for delay in DELAYS:
+        publish_delayed(app, env.queues[0], delay, message=TaskMessage("it.flaky", [env.key(), 9, 0.1], {}))
+    deployment.parked["fb.fetch_posts"] = park(observer, env, 6, "fb.fetch_posts", "auth_invalid", "celery_dlx.errors.AuthInvalid")
+    deployment.parked["it.flaky"] = park(observer, env, 4, "it.flaky", "max_retries", "builtins.RuntimeError")
+    breaker = breaker_for(app)
+    assert breaker is not None
+    for _ in range(3):  # the policy opens after 3 failures and stays open for 10 minutes
+        breaker.record("facebook", FAILURE)
+    env.keys += [key.decode() for key in store.scan_iter(f"{env.prefix}:breaker*")]
+    return deployment
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@contextmanager
+def serving(deployment: Deployment, logdir: Path, *args: str, extra: dict[str, str] | None = None) -> Iterator[str]:
+    """``celery dlx serve`` running for ``deployment`` (its output in ``logdir``); yields its base URL."""
+    port = free_port()
+    log = open(logdir / f"serve-{port}.log", "w+")  # noqa: SIM115
+    command = [sys.executable, "-m", "celery", "-A", APP, "dlx", "serve", "--port", str(port), *args]
+    process = subprocess.Popen(command, env={**deployment.environ, **(extra or {})}, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while not reachable("127.0.0.1", port):
+            assert process.poll() is None and time.monotonic() < deadline, Path(log.name).read_text()
+            time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        log.close()
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    """Headless Chromium under chromedriver, both from Debian (nothing is downloaded)."""
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        missing("chromium and chromium-driver are not installed (scripts/ensure-browser.sh)", "the browser test")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for argument in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,1100"):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    driver.implicitly_wait(5)
+    yield driver
+    driver.quit()
+
+
+def shown(driver: Any) -> dict[str, str]:
+    """Every number the page marks with ``data-key``, as displayed."""
+    from selenium.webdriver.common.by import By
+
+    return {element.get_attribute("data-key"): element.text for element in driver.find_elements(By.CSS_SELECTOR, "[data-key]")}
+
+
+def rows(driver: Any) -> list[tuple[str, str]]:
+    """(task id, task name) of each row of the parking-lot table."""
+    from selenium.webdriver.common.by import By
+
+    found = driver.find_elements(By.CSS_SELECTOR, "tr.parked-row")
+    return [(row.get_attribute("data-id"), row.find_elements(By.TAG_NAME, "td")[1].text) for row in found]
+
+
+def screenshot(driver: Any, name: str) -> None:
+    folder = os.environ.get("DLX_SCREENSHOTS")
+    if folder:
+        driver.save_screenshot(str(ROOT / folder / name))
+
+
+def test_the_dashboard_shows_what_status_shows_filters_the_lot_and_replays_one_task_loss_free(
+    deployment: Deployment, browser: Any, observer: pika.BlockingConnection, tmp_path: Path
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    env = deployment.env
+    with serving(deployment, tmp_path) as base:
+        browser.get(base + "/")
+        on_page = shown(browser)
+        status = deployment.celery("status", "--json")
+        assert status.returncode == 0, status.stderr
+        report = json.loads(status.stdout)
+        expected = {"pending": report["pending"], "parking.messages": report["parking"]["messages"]}
+        expected |= {f"level.{lv['level']}": lv["queue"]["messages"] for lv in report["levels"] if lv["queue"]["messages"]}
+        for queue in report["work_queues"]:
+            expected |= {f"queue.{queue['name']}.messages": queue["messages"], f"queue.{queue['name']}.consumers": queue["consumers"]}
+        for snap in report["breakers"]:
+            expected |= {f"breaker.{snap['name']}.mode": snap["mode"], f"breaker.{snap['name']}.waiting": snap["waiting"]}
+        assert on_page == {key: str(value) for key, value in expected.items()}
+        # …and both are what the test put there.
+        assert report["pending"] == len(DELAYS) and report["parking"]["messages"] == 10
+        assert [(b["name"], b["mode"]) for b in report["breakers"]] == [("facebook", "open")]
+        screenshot(browser, "dashboard-overview.png")
+
+        browser.get(base + "/parked")
+        assert sorted(rows(browser)) == sorted((i, t) for t, ids in deployment.parked.items() for i in ids)
+        screenshot(browser, "dashboard-parking-lot.png")
+        Select(browser.find_element(By.ID, "filter-task")).select_by_value("fb.fetch_posts")
+        browser.find_element(By.ID, "apply-filter").click()
+        assert sorted(rows(browser)) == sorted((i, "fb.fetch_posts") for i in deployment.parked["fb.fetch_posts"])
+        Select(browser.find_element(By.ID, "filter-reason")).select_by_value("max_retries")
+        browser.find_element(By.ID, "apply-filter").click()
+        assert rows(browser) == []  # no fb.fetch_posts message was parked for max_retries
+
+        target = deployment.parked["fb.fetch_posts"][2]
+        browser.get(f"{base}/parked/message/{target}")
+        arguments = browser.find_element(By.ID, "arguments").text
+        assert "[REDACTED]" in arguments and "2026-12-01" in arguments
+        assert SECRET not in browser.page_source
+
+        browser.get(base + "/parked?task=fb.fetch_posts")
+        browser.find_element(By.CSS_SELECTOR, f'tr[data-id="{target}"] a.replay').click()
+        browser.find_element(By.ID, "confirm").click()
+        assert "replayed 1 of" in browser.find_element(By.ID, "flash").text
+        assert target not in dict(rows(browser))
+
+    (replayed,) = observed = _drain(observer, env.queues[0])
+    assert replayed["id"] == target and replayed["dlx_replays"] == 1 and "dlx_parked_reason" not in replayed, observed
+    still_parked = drain_ids(observer, deployment.lot)
+    assert sorted(still_parked) == sorted(i for ids in deployment.parked.values() for i in ids if i != target)
+
+
+def _drain(observer: pika.BlockingConnection, queue: str) -> list[dict[str, Any]]:
+    """Remove every message of ``queue`` and return their headers."""
+    channel = observer.channel()
+    found = []
+    while True:
+        method, properties, _ = channel.basic_get(queue, auto_ack=True)
+        if method is None:
+            break
+        found.append(dict(properties.headers or {}))
+    channel.close()
+    return found
+
+
+def test_a_post_without_the_csrf_token_is_refused_and_changes_nothing(deployment: Deployment, tmp_path: Path) -> None:
+    with serving(deployment, tmp_path) as base, requests.Session() as session:
+        confirm = session.get(f"{base}/parked/confirm", params={"action": "delete"})  # the session gets its token
+        assert confirm.status_code == 200 and 'name="csrf_token"' in confirm.text
+        refused = session.post(f"{base}/parked/action", data={"action": "delete", "confirmed": "yes"})
+        assert refused.status_code == 403 and "CSRF" in refused.text
+        forged = session.post(f"{base}/parked/action", data={"action": "delete", "confirmed": "yes", "csrf_token": "guess"})
+        assert forged.status_code == 403
+    assert sorted(parked_ids(deployment)) == sorted(i for ids in deployment.parked.values() for i in ids)
+
+
+def parked_ids(deployment: Deployment) -> list[str]:
+    """The lot's task ids, as ``celery dlx parked --json`` lists them (the messages stay)."""
+    listing = deployment.celery("parked", "--json", "--limit", "100")
+    assert listing.returncode == 0, listing.stderr
+    return [m["id"] for m in json.loads(listing.stdout)["messages"]]
+
+
+def test_a_non_loopback_bind_needs_credentials_and_the_token_never_shows(deployment: Deployment, tmp_path: Path) -> None:
+    refused = deployment.celery("serve", "--bind", "0.0.0.0", "--port", str(free_port()), timeout=30)
+    assert refused.returncode == 2 and "refusing to serve on 0.0.0.0 without credentials" in refused.stderr
+
+    token = uuid.uuid4().hex
+    with serving(deployment, tmp_path, "--bind", "0.0.0.0", extra={"DLX_WEB_TOKEN": token}) as base:
+        assert requests.get(base + "/", timeout=10).status_code == 401
+        wrong = requests.get(base + "/", headers={"Authorization": "Bearer nope"}, timeout=10)
+        assert wrong.status_code == 401
+        for page in ("/", "/parked", f"/parked/message/{deployment.parked['it.flaky'][0]}", "/parked/confirm?action=replay"):
+            answer = requests.get(base + page, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+            assert answer.status_code == 200, page
+            assert token not in answer.text and SECRET not in answer.text
