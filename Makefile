@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: test demo demo-retry services unit matrix celery-upstream bench bench-all bench-quick
+.PHONY: test demo demo-retry services browser unit matrix celery-upstream bench bench-all bench-quick
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,7 +14,11 @@ $(VENV)/.installed: pyproject.toml
 services:
 	scripts/ensure-services.sh
 
-test: $(VENV)/.installed services
+# Headless Chromium for the dashboard's browser test (Debian packages).
+browser:
+	scripts/ensure-browser.sh
+
+test: $(VENV)/.installed services browser
 	$(PY) -m pytest
 
 unit: $(VENV)/.installed

@@ -268,3 +268,14 @@ def test_a_non_loopback_bind_needs_credentials_and_the_token_never_shows(deploym
             answer = requests.get(base + page, headers={"Authorization": f"Bearer {token}"}, timeout=10)
             assert answer.status_code == 200, page
             assert token not in answer.text and SECRET not in answer.text
+
+
+def test_with_redis_down_the_overview_says_so_and_still_shows_the_broker(deployment: Deployment) -> None:
+    from celery_dlx.web import create_app
+
+    app = make_app(deployment.env.env)
+    app.conf.dlx_breaker_url = "redis://127.0.0.1:1/0"  # nothing listens there
+    page = create_app(app).test_client().get("/")
+    text = page.get_data(as_text=True)
+    assert page.status_code == 200 and "circuit breakers unknown: Redis did not answer" in text
+    assert 'data-key="parking.messages">10<' in text and f'data-key="pending">{len(DELAYS)}<' in text
