@@ -165,13 +165,25 @@ def rows(driver: Any) -> list[tuple[str, str]]:
     return [(row.get_attribute("data-id"), row.find_elements(By.TAG_NAME, "td")[1].text) for row in found]
 
 
+def follow(driver: Any, selector: tuple[str, str]) -> None:
+    """Click the element ``selector`` finds and wait for the page it leads to (reading the
+    old page meanwhile would find stale elements)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.expected_conditions import staleness_of
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    page = driver.find_element(By.TAG_NAME, "html")
+    driver.find_element(*selector).click()
+    WebDriverWait(driver, 10).until(staleness_of(page))
+
+
 def screenshot(driver: Any, name: str) -> None:
     folder = os.environ.get("DLX_SCREENSHOTS")
     if folder:
         driver.save_screenshot(str(ROOT / folder / name))
 
 
-def test_the_dashboard_shows_what_status_shows_filters_the_lot_and_replays_one_task_loss_free(
+def test_the_dashboard_shows_what_status_shows_filters_the_lot_replays_one_task_and_deletes_by_filter(
     deployment: Deployment, browser: Any, observer: pika.BlockingConnection, tmp_path: Path
 ) -> None:
     from selenium.webdriver.common.by import By
@@ -200,10 +212,10 @@ def test_the_dashboard_shows_what_status_shows_filters_the_lot_and_replays_one_t
         assert sorted(rows(browser)) == sorted((i, t) for t, ids in deployment.parked.items() for i in ids)
         screenshot(browser, "dashboard-parking-lot.png")
         Select(browser.find_element(By.ID, "filter-task")).select_by_value("fb.fetch_posts")
-        browser.find_element(By.ID, "apply-filter").click()
+        follow(browser, (By.ID, "apply-filter"))
         assert sorted(rows(browser)) == sorted((i, "fb.fetch_posts") for i in deployment.parked["fb.fetch_posts"])
         Select(browser.find_element(By.ID, "filter-reason")).select_by_value("max_retries")
-        browser.find_element(By.ID, "apply-filter").click()
+        follow(browser, (By.ID, "apply-filter"))
         assert rows(browser) == []  # no fb.fetch_posts message was parked for max_retries
 
         target = deployment.parked["fb.fetch_posts"][2]
@@ -213,15 +225,24 @@ def test_the_dashboard_shows_what_status_shows_filters_the_lot_and_replays_one_t
         assert SECRET not in browser.page_source
 
         browser.get(base + "/parked?task=fb.fetch_posts")
-        browser.find_element(By.CSS_SELECTOR, f'tr[data-id="{target}"] a.replay').click()
-        browser.find_element(By.ID, "confirm").click()
+        follow(browser, (By.CSS_SELECTOR, f'tr[data-id="{target}"] a.replay'))
+        follow(browser, (By.ID, "confirm"))
         assert "replayed 1 of" in browser.find_element(By.ID, "flash").text
         assert target not in dict(rows(browser))
+        (replayed,) = observed = _drain(observer, env.queues[0])
+        assert replayed["id"] == target and replayed["dlx_replays"] == 1 and "dlx_parked_reason" not in replayed, observed
 
-    (replayed,) = observed = _drain(observer, env.queues[0])
-    assert replayed["id"] == target and replayed["dlx_replays"] == 1 and "dlx_parked_reason" not in replayed, observed
+        # Bulk: delete everything the filter matches (the 4 it.flaky messages).
+        browser.get(base + "/parked?reason=max_retries")
+        follow(browser, (By.ID, "bulk-delete"))
+        assert "reason = max_retries" in browser.find_element(By.TAG_NAME, "h1").text
+        follow(browser, (By.ID, "confirm"))
+        assert "deleted 4 of" in browser.find_element(By.ID, "flash").text
+        assert sorted(rows(browser)) == sorted((i, "fb.fetch_posts") for i in deployment.parked["fb.fetch_posts"] if i != target)
+
+    assert _drain(observer, env.queues[0]) == []  # the delete sent nothing to work
     still_parked = drain_ids(observer, deployment.lot)
-    assert sorted(still_parked) == sorted(i for ids in deployment.parked.values() for i in ids if i != target)
+    assert sorted(still_parked) == sorted(i for i in deployment.parked["fb.fetch_posts"] if i != target)
 
 
 def _drain(observer: pika.BlockingConnection, queue: str) -> list[dict[str, Any]]:
