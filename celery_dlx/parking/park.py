@@ -40,6 +40,7 @@ from ..broker.headers import REPLAYS_HEADER, uncounted, without_death
 from ..broker.publish import RetryPublisher, publish_delayed, publisher_for, requeue_if_transient
 from ..broker.topology import DESTINATION_HEADER
 from ..errors import PublishFailed
+from ..metrics import decisions
 from ..redact import redact
 
 logger = logging.getLogger(__name__)
@@ -84,6 +85,7 @@ def park(task: Task, exc: BaseException | None, reason: str) -> bool:
     except Exception as error:
         _park_failed(task, error)
         return False
+    decisions.parked(task, reason)
     logger.warning(
         "%s[%s] parked in %s (%s): %s",
         task.name,
@@ -91,6 +93,7 @@ def park(task: Task, exc: BaseException | None, reason: str) -> bool:
         publisher.topology.parking_queue.name,
         reason,
         headers[ERROR_MESSAGE_HEADER],
+        extra=decisions.park_fields(task, reason, destination, headers[ERROR_HEADER], headers[ERROR_MESSAGE_HEADER]),
     )
     if full is not None:
         logger.warning(
