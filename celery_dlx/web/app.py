@@ -1,5 +1,5 @@
 """The dashboard's WSGI application factory: authentication, read-only mode and error pages
-around the overview and parking-lot views.
+around the overview and parking-lot views, and ``/metrics`` for Prometheus.
 
 ``create_app(celery_app)`` returns a Flask application; mount it under a prefix of your own
 web app (e.g. with werkzeug's ``DispatcherMiddleware``) or run it with ``celery dlx serve``.
@@ -13,8 +13,11 @@ from typing import Any
 
 from celery import Celery
 from flask import Flask, Response, g, render_template, request
+from prometheus_client import make_wsgi_app
 from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response as WSGIResponse
 
+from ..metrics import build_registry
 from . import csrf
 from .auth import Credentials
 from .broker import Unreachable
@@ -65,6 +68,13 @@ def create_app(
             return Response("credentials required\n", 401, {"WWW-Authenticate": 'Basic realm="celery_dlx"'})
         g.who = f"{who}@{request.remote_addr}"
         return None
+
+    metrics = make_wsgi_app(build_registry(celery_app))
+
+    @web.get("/metrics")
+    def prometheus() -> WSGIResponse:
+        """The Prometheus exposition of :mod:`celery_dlx.metrics`, behind the same credentials."""
+        return WSGIResponse.from_app(metrics, request.environ)
 
     @web.context_processor
     def page_context() -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""The overview page: the numbers of ``celery dlx status``, drawn.
+"""The overview page: the numbers of ``celery dlx status``, drawn, and the Redis-backed panels
+of :mod:`.activity` (retries and parks per minute, rate limits).
 
 It calls the very function behind ``celery dlx status --json`` (:func:`~..ops.status.broker_status`),
 so the page and the command cannot disagree: the delay ladder as a bar chart, the parking lot
@@ -13,6 +14,7 @@ from flask import Blueprint, current_app, render_template
 from ..broker.topology import Topology
 from ..ops.status import broker_status, duration
 from ..settings import Settings
+from .activity import CHART_HEIGHT, CHART_WIDTH, SERIES, activity, rate_limits
 from .broker import broker
 from .charts import bars
 
@@ -38,10 +40,16 @@ def index() -> str:
     ladder = bars(
         [(f"L{level.level:02d}", level.queue.messages) for level in status.levels], LADDER_WIDTH, LADDER_HEIGHT
     )
+    limits, limits_note = rate_limits(app)
     return render_template(
         "overview.html",
         status=status,
         ladder=ladder,
         ladder_size=(LADDER_WIDTH, LADDER_HEIGHT),
+        activity=activity(app),
+        series=SERIES,
+        chart_size=(CHART_WIDTH, CHART_HEIGHT),
+        limits=limits,
+        limits_note=limits_note,
         duration=duration,
     )

@@ -30,6 +30,9 @@ import requests
 from celery_dlx.breaker import FAILURE
 from celery_dlx.breaker.tasks import breaker_for
 from celery_dlx.broker.publish import TaskMessage, publish_delayed
+from celery_dlx.metrics import per_minute
+from celery_dlx.metrics.counters import PARKED, RETRIES, Recorder, metrics_prefix, metrics_url
+from celery_dlx.metrics.ratelimits import limiters_of, usage
 
 from ..support import ROOT, missing, reachable
 from .conftest import DLXEnv
@@ -43,6 +46,9 @@ CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver"
 #: Delays of the retries left pending: hours, so none comes due during the test.
 DELAYS = (1800, 1800, 3600, 7200, 7200, 7200, 20000)
 SECRET = "EAAsecretSECRETsecret1234567890"
+#: Counted retries and parks recorded for the last-hour charts, and rate-limited calls per account.
+RETRIES_COUNTED, PARKS_COUNTED = 5, 2
+CALLS = {"acct-1": 3, "acct-2": 1}
 
 
 @dataclass
@@ -102,7 +108,19 @@ def deployment(make_env: Callable[..., DLXEnv], observer: pika.BlockingConnectio
     assert breaker is not None
     for _ in range(3):  # the policy opens after 3 failures and stays open for 10 minutes
         breaker.record("facebook", FAILURE)
-    env.keys += [key.decode() for key in store.scan_iter(f"{env.prefix}:breaker*")]
+    (limiter,) = limiters_of(app.conf)
+    for account, calls in CALLS.items():
+        for _ in range(calls):
+            assert limiter.acquire(account=account).allowed
+    url, prefix = metrics_url(app.conf), metrics_prefix(app.conf)
+    assert url is not None
+    recorder = Recorder(url, prefix)  # what workers' retry and park paths record
+    for _ in range(RETRIES_COUNTED):
+        recorder.add(RETRIES, ("it.flaky", "builtins.RuntimeError"), per_minute=RETRIES)
+    for _ in range(PARKS_COUNTED):
+        recorder.add(PARKED, ("fb.fetch_posts", "auth_invalid"), per_minute=PARKED)
+    assert recorder.flush()
+    env.keys += [key.decode() for pattern in (f"{env.prefix}:breaker*", f"{prefix}*") for key in store.scan_iter(pattern)]
     return deployment
 
 
@@ -180,7 +198,9 @@ def follow(driver: Any, selector: tuple[str, str]) -> None:
 def screenshot(driver: Any, name: str) -> None:
     folder = os.environ.get("DLX_SCREENSHOTS")
     if folder:
+        driver.set_window_size(1280, driver.execute_script("return document.documentElement.scrollHeight") + 160)  # + window chrome
         driver.save_screenshot(str(ROOT / folder / name))
+        driver.set_window_size(1280, 1100)
 
 
 def test_the_dashboard_shows_what_status_shows_filters_the_lot_replays_one_task_and_deletes_by_filter(
@@ -202,10 +222,20 @@ def test_the_dashboard_shows_what_status_shows_filters_the_lot_replays_one_task_
             expected |= {f"queue.{queue['name']}.messages": queue["messages"], f"queue.{queue['name']}.consumers": queue["consumers"]}
         for snap in report["breakers"]:
             expected |= {f"breaker.{snap['name']}.mode": snap["mode"], f"breaker.{snap['name']}.waiting": snap["waiting"]}
+        app = make_app(env.env)
+        expected |= {f"activity.{name}": sum(n for _, n in points) for name, points in per_minute(app).items()}
+        (limiter,) = limiters_of(app.conf)
+        used = {u.slot: u.used for u in usage(limiter)[0]}
+        expected |= {f"ratelimit.fb-calls.{slot}.used": n for slot, n in used.items()}
         assert on_page == {key: str(value) for key, value in expected.items()}
         # …and both are what the test put there.
         assert report["pending"] == len(DELAYS) and report["parking"]["messages"] == 10
         assert [(b["name"], b["mode"]) for b in report["breakers"]] == [("facebook", "open")]
+        assert (expected["activity.retries"], expected["activity.parked"]) == (RETRIES_COUNTED, PARKS_COUNTED)
+        assert used == CALLS
+        metrics = requests.get(base + "/metrics", timeout=30).text
+        assert 'celery_dlx_up{source="broker"} 1.0' in metrics and "celery_dlx_parked_messages 10.0" in metrics
+        assert f'celery_dlx_retries_total{{reason="builtins.RuntimeError",task="it.flaky"}} {RETRIES_COUNTED}.0' in metrics
         screenshot(browser, "dashboard-overview.png")
 
         browser.get(base + "/parked")

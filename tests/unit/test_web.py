@@ -27,7 +27,7 @@ DOWN = "amqp://guest:s3cret@127.0.0.1:1//"
 
 def client(**options: object) -> FlaskClient:
     app = Celery("web", broker=DOWN, set_as_current=False)
-    app.conf.broker_connection_timeout = 1
+    app.conf.update(broker_connection_timeout=1, dlx_management_url="http://127.0.0.1:1")
     return create_app(app, **options).test_client()
 
 
@@ -84,6 +84,14 @@ def test_an_unreachable_broker_is_named_on_the_page_without_its_password() -> No
     assert page.status_code == 503
     text = page.get_data(as_text=True)
     assert "RabbitMQ at amqp://guest:**@127.0.0.1:1// is unreachable" in text and "s3cret" not in text
+
+
+def test_metrics_answer_with_the_broker_down_and_say_so() -> None:
+    web = client(credentials=Credentials(token="tok"))
+    assert web.get("/metrics").status_code == 401
+    scrape = web.get("/metrics", headers={"Authorization": "Bearer tok"})
+    assert scrape.status_code == 200
+    assert 'celery_dlx_up{source="broker"} 0.0' in scrape.get_data(as_text=True)
 
 
 def test_read_only_refuses_the_confirmation_page_and_the_action() -> None:
