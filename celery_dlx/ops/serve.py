@@ -44,6 +44,6 @@ def serve(ctx: click.Context, bind: str, port: int, read_only: bool) -> None:
         raise click.UsageError(str(exc)) from exc
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     web: Any = create_app(ctx.obj.app, read_only=read_only, credentials=credentials)
-    access = "credentials required" if credentials else "no credentials (loopback only)"
+    access = "credentials required" if credentials else "no credentials, loopback only"
     click.echo(f"celery_dlx dashboard on http://{bind}:{port}/ ({'read-only, ' if read_only else ''}{access})")
     waitress.serve(web, host=bind, port=port, threads=THREADS, ident="celery_dlx")

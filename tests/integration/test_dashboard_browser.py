@@ -271,6 +271,11 @@ def test_the_dashboard_shows_what_status_shows_filters_the_lot_replays_one_task_
         assert sorted(rows(browser)) == sorted((i, "fb.fetch_posts") for i in deployment.parked["fb.fetch_posts"] if i != target)
 
     assert _drain(observer, env.queues[0]) == []  # the delete sent nothing to work
+    (log,) = tmp_path.glob("serve-*.log")
+    actions = [line for line in log.read_text().splitlines() if "celery_dlx.web.parking: dashboard " in line]
+    assert len(actions) == 2, actions
+    assert f"dashboard replay by anonymous@127.0.0.1 where task_id={target}: 1 moved of " in actions[0]
+    assert "dashboard delete by anonymous@127.0.0.1 where reason=max_retries: 4 moved of 9 examined" in actions[1]
     still_parked = drain_ids(observer, deployment.lot)
     assert sorted(still_parked) == sorted(i for i in deployment.parked["fb.fetch_posts"] if i != target)
 
@@ -330,3 +335,14 @@ def test_with_redis_down_the_overview_says_so_and_still_shows_the_broker(deploym
     text = page.get_data(as_text=True)
     assert page.status_code == 200 and "circuit breakers unknown: Redis did not answer" in text
     assert 'data-key="parking.messages">10<' in text and f'data-key="pending">{len(DELAYS)}<' in text
+
+
+def test_read_only_shows_the_lot_without_any_action(deployment: Deployment) -> None:
+    from celery_dlx.web import create_app
+
+    web = create_app(make_app(deployment.env.env), read_only=True).test_client()
+    page = web.get("/parked").get_data(as_text=True)
+    assert 'data-key="matching">10<' in page and deployment.parked["it.flaky"][0] in page
+    assert "/parked/confirm" not in page and "csrf_token" not in page and "bulk-replay" not in page
+    detail = web.get(f"/parked/message/{deployment.parked['it.flaky'][0]}").get_data(as_text=True)
+    assert "[REDACTED]" in detail and "/parked/confirm" not in detail
