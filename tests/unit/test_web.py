@@ -19,7 +19,7 @@ from celery_dlx.parking.park import ParkedFilter
 from celery_dlx.web import create_app
 from celery_dlx.web.auth import Credentials, CredentialsError, check_bind, is_loopback
 from celery_dlx.web.charts import bars
-from celery_dlx.web.lot_page import arguments
+from celery_dlx.web.lot_page import arguments, lot_page
 
 #: Nothing listens on port 1: every broker call fails fast.
 DOWN = "amqp://guest:s3cret@127.0.0.1:1//"
@@ -136,3 +136,17 @@ def test_bars_scale_to_the_largest_value_and_never_hide_a_non_zero_one() -> None
     assert [bar.height for bar in drawn] == [0.0, 1.0, 100.0]
     assert [bar.y for bar in drawn] == [100.0, 99.0, 0.0]
     assert drawn[1].x == pytest.approx(101.0) and bars([], 10, 10) == []
+
+
+def test_a_lot_page_filters_then_pages_and_lists_the_choices_seen() -> None:
+    def parked(i: int) -> Message:
+        task = "fb.fetch" if i % 3 else "it.flaky"
+        return Message(b"[]", application_headers={"task": task, "id": f"id{i}", "dlx_parked_reason": "max_retries", "dlx_queue": "w"})
+
+    messages = [parked(i) for i in range(30)]
+    page = lot_page(1000, messages, ParkedFilter(task="fb.fetch"), page=2, page_size=8)
+    assert len(page.matching) == 20 and page.pages == 3 and page.partial
+    assert [m.id for m in page.rows] == [f"id{i}" for i in range(30) if i % 3][8:16]
+    assert page.choices == {"task": ["fb.fetch", "it.flaky"], "reason": ["max_retries"], "queue": ["w"]}
+    assert lot_page(30, messages, ParkedFilter(), page=99, page_size=8).page == 4  # clamped to the last page
+    assert not lot_page(30, messages, ParkedFilter(), page=1, page_size=8).partial
