@@ -51,6 +51,8 @@ class DLXCollector(Collector):
         self.app = app
         self.settings = Settings.from_conf(app.conf)
         self.topology = Topology(self.settings)
+        #: Sources that failed their last read (their failure was logged).
+        self._down: set[str] = set()
 
     def describe(self) -> list[Metric]:
         """Nothing: the series depend on what the broker and Redis hold at scrape time (and
@@ -67,8 +69,13 @@ class DLXCollector(Collector):
                 out += read()
                 up.add_metric([source], 1)
             except Exception as error:
-                logger.warning("celery_dlx metrics: %s not read: %r", source, error)
+                # Once per outage, not once per scrape: celery_dlx_up says the rest.
+                level = logging.WARNING if source not in self._down else logging.DEBUG
+                logger.log(level, "celery_dlx metrics: %s not read: %r", source, error)
+                self._down.add(source)
                 up.add_metric([source], 0)
+            else:
+                self._down.discard(source)
             took.add_metric([source], time.perf_counter() - start)
         yield up
         yield took
