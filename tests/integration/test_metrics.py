@@ -9,6 +9,7 @@ import re
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -49,7 +50,11 @@ GUARDED = 2  # mx.guarded tasks behind an open breaker: all deferred
 
 def scrape(app: Any) -> Samples:
     """One scrape of ``app``'s registry, parsed as Prometheus would."""
-    text = generate_latest(build_registry(app)).decode()
+    return parse(generate_latest(build_registry(app)).decode())
+
+
+def parse(text: str) -> Samples:
+    """The samples of an exposition."""
     return {
         (sample.name, frozenset(sample.labels.items())): sample.value
         for family in text_string_to_metric_families(text)
@@ -264,3 +269,24 @@ def test_the_alert_rules_load_and_name_metrics_the_registry_exports(worked: tupl
 
 def _metric_names(expr: str) -> set[str]:
     return set(re.findall(r"\bcelery_dlx_[a-z_]+", expr))
+
+
+def test_the_exporter_serves_the_metrics_over_http(worked: tuple[DLXEnv, str]) -> None:
+    dlx, _ = worked
+    command = [sys.executable, "-m", "celery_dlx.metrics", "-A", "tests.integration.metrics_app:app", "--port", "0"]
+    exporter = subprocess.Popen(command, env={**os.environ, **dlx.env}, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert exporter.stdout is not None
+        banner = exporter.stdout.readline()  # "... on http://127.0.0.1:<port>/metrics"
+        url = re.search(r"http://\S+/metrics", banner)
+        assert url, banner
+        with urllib.request.urlopen(url.group(0), timeout=30) as response:
+            text = response.read().decode()
+    finally:
+        exporter.terminate()
+        exporter.wait(10)
+    assert exporter.returncode == 0
+    samples = parse(text)
+    assert value(samples, "celery_dlx_up", source="broker") == 1
+    assert value(samples, "celery_dlx_parked_messages") == DOOMED
+    assert value(samples, "celery_dlx_parked_total", task="it.until_fixed", reason="max_retries") == DOOMED
