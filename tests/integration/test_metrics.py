@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -21,12 +22,12 @@ import pytest
 import redis
 import yaml
 from kombu import Connection, Producer
-from prometheus_client import generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from celery_dlx.breaker import FAILURE
 from celery_dlx.breaker.tasks import breaker_for
-from celery_dlx.metrics import build_registry, per_minute
+from celery_dlx.metrics import DLXCollector, build_registry, per_minute
 from celery_dlx.metrics.counters import metrics_prefix
 from celery_dlx.parking.lot import ParkingLot
 from celery_dlx.ratelimit import Limit, Limiter, RedisStorage
@@ -290,3 +291,18 @@ def test_the_exporter_serves_the_metrics_over_http(worked: tuple[DLXEnv, str]) -
     assert value(samples, "celery_dlx_up", source="broker") == 1
     assert value(samples, "celery_dlx_parked_messages") == DOOMED
     assert value(samples, "celery_dlx_parked_total", task="it.until_fixed", reason="max_retries") == DOOMED
+
+
+def test_a_kept_broker_connection_that_died_costs_no_scrape(worked: tuple[DLXEnv, str]) -> None:
+    dlx, _ = worked
+    collector = DLXCollector(dlx.app)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    assert value(parse(generate_latest(registry).decode()), "celery_dlx_up", source="broker") == 1
+    kept = collector._connection
+    assert kept is not None
+    kept.connection.sock.shutdown(socket.SHUT_RDWR)  # as if the broker or the network dropped it while idle
+    samples = parse(generate_latest(registry).decode())
+    assert value(samples, "celery_dlx_up", source="broker") == 1
+    assert value(samples, "celery_dlx_parked_messages") == DOOMED
+    assert collector._connection is not None and collector._connection is not kept
