@@ -35,8 +35,9 @@ matrix: $(VENV)/.installed services
 celery-upstream: $(VENV)/.installed services
 	$(PY) scripts/celery_integration.py --python $(PY)
 
+# DEMO_ARGS="--metrics-port 9808": serve /metrics during the demo and check its counters at the end.
 demo: $(VENV)/.installed services
-	$(PY) -m examples.social_sync
+	$(PY) -m examples.social_sync $(DEMO_ARGS)
 
 demo-retry: $(VENV)/.installed services
 	$(PY) -m examples.delayed_retry_demo

@@ -16,11 +16,13 @@ has a timeout of :data:`TIMEOUT` seconds.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from urllib.parse import quote
 
 from celery import Celery
+from kombu import Connection
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -51,6 +53,11 @@ class DLXCollector(Collector):
         self.app = app
         self.settings = Settings.from_conf(app.conf)
         self.topology = Topology(self.settings)
+        #: Sources that failed their last read (their failure was logged).
+        self._down: set[str] = set()
+        #: The broker connection kept between scrapes, and the lock of scrapes that use it.
+        self._connection: Connection | None = None
+        self._lock = threading.Lock()
 
     def describe(self) -> list[Metric]:
         """Nothing: the series depend on what the broker and Redis hold at scrape time (and
@@ -67,8 +74,13 @@ class DLXCollector(Collector):
                 out += read()
                 up.add_metric([source], 1)
             except Exception as error:
-                logger.warning("celery_dlx metrics: %s not read: %r", source, error)
+                # Once per outage, not once per scrape: celery_dlx_up says the rest.
+                level = logging.WARNING if source not in self._down else logging.DEBUG
+                logger.log(level, "celery_dlx metrics: %s not read: %r", source, error)
+                self._down.add(source)
                 up.add_metric([source], 0)
+            else:
+                self._down.discard(source)
             took.add_metric([source], time.perf_counter() - start)
         yield up
         yield took
@@ -81,10 +93,22 @@ class DLXCollector(Collector):
         return sources
 
     def _broker(self) -> list[Metric]:
-        with self.app.connection_for_read(connect_timeout=TIMEOUT) as connection:
-            connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0.1, timeout=TIMEOUT)
-            status = broker_status(self.app, connection, self.topology, breakers=False)
-        return broker_metrics(status)
+        """One connection kept between scrapes (opening one costs more than the ~30 declares);
+        after an error on a kept connection the read is tried once more on a new one, so a
+        connection the broker closed while idle costs no scrape."""
+        with self._lock:
+            while True:
+                reused = self._connection is not None
+                if self._connection is None:
+                    self._connection = self.app.connection_for_read(connect_timeout=TIMEOUT, heartbeat=0)
+                try:
+                    self._connection.ensure_connection(max_retries=1, interval_start=0, interval_step=0.1, timeout=TIMEOUT)
+                    return broker_metrics(broker_status(self.app, self._connection, self.topology, breakers=False))
+                except Exception:
+                    self._connection.release()
+                    self._connection = None
+                    if not reused:
+                        raise
 
     def _management(self) -> list[Metric]:
         with self.app.connection_for_read() as connection:

@@ -104,6 +104,8 @@ class Outcome:
     wall_seconds: float
     marked_bad: int = 0
     notes: list[str] = field(default_factory=list)
+    #: False when ``--metrics-port`` was given and celery_dlx's counters differ from the demo's totals.
+    metrics_agree: bool = True
 
     @property
     def stored(self) -> int:
@@ -124,7 +126,7 @@ class Outcome:
 
     @property
     def ok(self) -> bool:
-        return self.unfinished is None and self.exact and len(self.dead_parked) == len(self.dead)
+        return self.unfinished is None and self.exact and len(self.dead_parked) == len(self.dead) and self.metrics_agree
 
 
 def summary(outcome: Outcome) -> list[str]:

@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,12 +22,12 @@ import pytest
 import redis
 import yaml
 from kombu import Connection, Producer
-from prometheus_client import generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from celery_dlx.breaker import FAILURE
 from celery_dlx.breaker.tasks import breaker_for
-from celery_dlx.metrics import build_registry, per_minute
+from celery_dlx.metrics import DLXCollector, build_registry, per_minute
 from celery_dlx.metrics.counters import metrics_prefix
 from celery_dlx.parking.lot import ParkingLot
 from celery_dlx.ratelimit import Limit, Limiter, RedisStorage
@@ -49,7 +51,11 @@ GUARDED = 2  # mx.guarded tasks behind an open breaker: all deferred
 
 def scrape(app: Any) -> Samples:
     """One scrape of ``app``'s registry, parsed as Prometheus would."""
-    text = generate_latest(build_registry(app)).decode()
+    return parse(generate_latest(build_registry(app)).decode())
+
+
+def parse(text: str) -> Samples:
+    """The samples of an exposition."""
     return {
         (sample.name, frozenset(sample.labels.items())): sample.value
         for family in text_string_to_metric_families(text)
@@ -264,3 +270,39 @@ def test_the_alert_rules_load_and_name_metrics_the_registry_exports(worked: tupl
 
 def _metric_names(expr: str) -> set[str]:
     return set(re.findall(r"\bcelery_dlx_[a-z_]+", expr))
+
+
+def test_the_exporter_serves_the_metrics_over_http(worked: tuple[DLXEnv, str]) -> None:
+    dlx, _ = worked
+    command = [sys.executable, "-m", "celery_dlx.metrics", "-A", "tests.integration.metrics_app:app", "--port", "0"]
+    exporter = subprocess.Popen(command, env={**os.environ, **dlx.env}, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert exporter.stdout is not None
+        banner = exporter.stdout.readline()  # "... on http://127.0.0.1:<port>/metrics"
+        url = re.search(r"http://\S+/metrics", banner)
+        assert url, banner
+        with urllib.request.urlopen(url.group(0), timeout=30) as response:
+            text = response.read().decode()
+    finally:
+        exporter.terminate()
+        exporter.wait(10)
+    assert exporter.returncode == 0
+    samples = parse(text)
+    assert value(samples, "celery_dlx_up", source="broker") == 1
+    assert value(samples, "celery_dlx_parked_messages") == DOOMED
+    assert value(samples, "celery_dlx_parked_total", task="it.until_fixed", reason="max_retries") == DOOMED
+
+
+def test_a_kept_broker_connection_that_died_costs_no_scrape(worked: tuple[DLXEnv, str]) -> None:
+    dlx, _ = worked
+    collector = DLXCollector(dlx.app)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    assert value(parse(generate_latest(registry).decode()), "celery_dlx_up", source="broker") == 1
+    kept = collector._connection
+    assert kept is not None
+    kept.connection.sock.shutdown(socket.SHUT_RDWR)  # as if the broker or the network dropped it while idle
+    samples = parse(generate_latest(registry).decode())
+    assert value(samples, "celery_dlx_up", source="broker") == 1
+    assert value(samples, "celery_dlx_parked_messages") == DOOMED
+    assert collector._connection is not None and collector._connection is not kept
