@@ -93,7 +93,7 @@ def park(observer: pika.BlockingConnection, env: DLXEnv, count: int, task: str, 
 
 @pytest.fixture
 def deployment(make_env: Callable[..., DLXEnv], observer: pika.BlockingConnection, store: redis.Redis) -> Deployment:
-    env = make_env(worker=False)
+    env = make_env(worker=False, extra_queues=1)  # a second work queue to replay to
     env.env["DLX_BR_PREFIX"] = f"{env.prefix}:breaker"
     environ = {k: v for k, v in os.environ.items() if not k.startswith("DLX_WEB_")}
     deployment = Deployment(env, {**environ, **env.env}, {})
@@ -256,11 +256,15 @@ def test_the_dashboard_shows_what_status_shows_filters_the_lot_replays_one_task_
 
         browser.get(base + "/parked?task=fb.fetch_posts")
         follow(browser, (By.CSS_SELECTOR, f'tr[data-id="{target}"] a.replay'))
+        browser.find_element(By.NAME, "reset_retries").click()
+        Select(browser.find_element(By.NAME, "to")).select_by_value(env.queues[1])
         follow(browser, (By.ID, "confirm"))
         assert "replayed 1 of" in browser.find_element(By.ID, "flash").text
         assert target not in dict(rows(browser))
-        (replayed,) = observed = _drain(observer, env.queues[0])
+        assert _drain(observer, env.queues[0]) == []  # not where it came from: where it was sent
+        (replayed,) = observed = _drain(observer, env.queues[1])
         assert replayed["id"] == target and replayed["dlx_replays"] == 1 and "dlx_parked_reason" not in replayed, observed
+        assert replayed["retries"] == 0  # parked after 5 retries; "reset the retry count" was ticked
 
         # Bulk: delete everything the filter matches (the 4 it.flaky messages).
         browser.get(base + "/parked?reason=max_retries")
@@ -270,7 +274,7 @@ def test_the_dashboard_shows_what_status_shows_filters_the_lot_replays_one_task_
         assert "deleted 4 of" in browser.find_element(By.ID, "flash").text
         assert sorted(rows(browser)) == sorted((i, "fb.fetch_posts") for i in deployment.parked["fb.fetch_posts"] if i != target)
 
-    assert _drain(observer, env.queues[0]) == []  # the delete sent nothing to work
+    assert _drain(observer, env.queues[0]) == _drain(observer, env.queues[1]) == []  # the delete sent nothing to work
     (log,) = tmp_path.glob("serve-*.log")
     actions = [line for line in log.read_text().splitlines() if "celery_dlx.web.parking: dashboard " in line]
     assert len(actions) == 2, actions
