@@ -15,7 +15,7 @@ level of a fresh topology with that many small messages, then times scrapes of
 with nothing pending.
 
 Both work in a virtual host of their own (``dlxbench-<random>``), deleted at the end with
-everything in it, and delete their Redis keys.  Writes ``benchmarks/results/metrics.md``
+everything in it, and delete their Redis keys.  Write ``benchmarks/results/metrics-<what>.md``
 (``--out`` to change).
 """
 
@@ -178,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--n", type=int, default=1000, help="retries per round (cost)")
     parser.add_argument("--pending", type=int, default=1_000_000, help="messages pending (scrape)")
-    parser.add_argument("--out", type=Path, default=RESULTS / "metrics.md")
+    parser.add_argument("--out", type=Path, help="default: benchmarks/results/metrics-<what>.md")
     args = parser.parse_args(argv)
     store = redis.Redis.from_url(REDIS_URL, decode_responses=True)
     cleanup = Cleanup()
@@ -202,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
             lines += [*scrape(args.pending), ""]
     finally:
         cleanup.run_all()
-    args.out.write_text("\n".join(lines))
+    (args.out or RESULTS / f"metrics-{args.what}.md").write_text("\n".join(lines))
     print("\n".join(lines))
     return 0
 

@@ -2,7 +2,7 @@
 rate-limited task and a task behind a circuit breaker, both deferring for an hour.
 
 Configured like dlx_app (DLX_TEST_PREFIX, DLX_TEST_QUEUES, ...) plus DLX_MX_PREFIX (Redis key
-prefix of the limits and the breaker).  Each deferral is also logged in Redis (``<key>:deferred``)
+prefix of the limits and the breaker) and DLX_MX_AUTO_DECLARE (``0``: ``dlx_auto_declare=False``).  Each deferral is also logged in Redis (``<key>:deferred``)
 by the task itself, so a test compares the counters with what the worker did.
 """
 
@@ -39,6 +39,8 @@ def make_metrics_app(env: Mapping[str, str]) -> Celery:
         dlx_breaker_prefix=f"{prefix}:br",
         dlx_breaker_policies={BREAKER: POLICY},
         dlx_metrics_limiters=[limiter],
+        # "0": retries find no delay topology (nobody declared it), so every retry publish fails.
+        dlx_auto_declare=env.get("DLX_MX_AUTO_DECLARE", "1") == "1",
     )
     store = redis.Redis.from_url(REDIS_URL)
 

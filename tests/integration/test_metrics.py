@@ -306,3 +306,32 @@ def test_a_kept_broker_connection_that_died_costs_no_scrape(worked: tuple[DLXEnv
     assert value(samples, "celery_dlx_up", source="broker") == 1
     assert value(samples, "celery_dlx_parked_messages") == DOOMED
     assert collector._connection is not None and collector._connection is not kept
+
+
+def test_retries_the_broker_did_not_confirm_are_counted(
+    services: None, store: redis.Redis, observer: pika.BlockingConnection, tmp_path: Path
+) -> None:
+    prefix = f"dlxtest.{uuid.uuid4().hex[:8]}"
+    env = {
+        "DLX_TEST_PREFIX": prefix, "DLX_TEST_QUEUES": f"{prefix}.work", "DLX_MX_PREFIX": f"mxtest:{prefix}",
+        "DLX_MX_AUTO_DECLARE": "0",  # no delay topology: each retry's publish fails
+    }  # fmt: skip
+    dlx = DLXEnv(prefix=prefix, queues=[f"{prefix}.work"], env=env, app=make_metrics_app(env), store=store)
+    dlx.worker = WorkerProcess(
+        "tests.integration.metrics_app:app", dlx.queues, BROKER_URL, env=env, cwd=ROOT, logfile=tmp_path / "worker.log"
+    ).start()
+    results: list[Any] = []
+    try:
+        key = dlx.key()
+        results += [dlx.app.tasks["it.flaky"].delay(key, 1, 0.05) for _ in range(2)]
+        assert wait_until(lambda: all(r.ready() for r in results), 30)
+        assert all(r.state == "FAILURE" for r in results)
+        dlx.worker.stop(warm=True)
+        samples = scrape(dlx.app)
+        assert value(samples, "celery_dlx_retry_publish_failures_total", task="it.flaky") == store.llen(key) == 2
+        assert value(samples, "celery_dlx_retries_total", task="it.flaky", reason="none") is None
+    finally:
+        dlx.worker.stop(warm=False)
+        _cleanup(observer, dlx)
+        for result in results:
+            result.forget()
