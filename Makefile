@@ -3,18 +3,22 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: test demo demo-retry services unit matrix celery-upstream bench bench-all bench-quick
+.PHONY: test demo demo-retry services browser unit matrix celery-upstream bench bench-all bench-quick
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test,bench,http]'
+	$(PY) -m pip install -q -e '.[test,bench,http,web,browser-test]'
 	touch $@
 
 services:
 	scripts/ensure-services.sh
 
-test: $(VENV)/.installed services
+# Headless Chromium for the dashboard's browser test (Debian packages).
+browser:
+	scripts/ensure-browser.sh
+
+test: $(VENV)/.installed services browser
 	$(PY) -m pytest
 
 unit: $(VENV)/.installed
@@ -31,8 +35,9 @@ matrix: $(VENV)/.installed services
 celery-upstream: $(VENV)/.installed services
 	$(PY) scripts/celery_integration.py --python $(PY)
 
+# DEMO_ARGS="--metrics-port 9808": serve /metrics during the demo and check its counters at the end.
 demo: $(VENV)/.installed services
-	$(PY) -m examples.social_sync
+	$(PY) -m examples.social_sync $(DEMO_ARGS)
 
 demo-retry: $(VENV)/.installed services
 	$(PY) -m examples.delayed_retry_demo

@@ -68,7 +68,7 @@ _interpreters_from_pyenv()
 
 
 def _install(session: nox.Session, *requirements: str) -> None:
-    session.install("--upgrade", "--upgrade-strategy", "eager", "-e", ".[test,http]", *requirements)
+    session.install("--upgrade", "--upgrade-strategy", "eager", "-e", ".[test,http,web]", *requirements)
 
 
 def _versions(session: nox.Session) -> str:

@@ -11,6 +11,8 @@ the same app:
 - ``DLX_BENCH_PREFIX``: names the work queue (``<prefix>.work``) and celery_dlx's topology;
 - ``DLX_BENCH_CONFIRM=1``: publisher confirms for Celery's own publishes too (celery_dlx always
   confirms its retries);
+- ``DLX_BENCH_METRICS=1``: celery_dlx records its counters (:mod:`celery_dlx.metrics`) in
+  ``DLX_BENCH_REDIS``; otherwise the app has no Redis and records none;
 - ``DLX_BENCH_BROKER`` / ``DLX_BENCH_REDIS``: service URLs.
 
 Every contender runs the same task code; only the task base class and the queue setup differ.
@@ -70,6 +72,8 @@ def make_app(env: Mapping[str, str]) -> Celery:
         )
     elif contender.startswith("dlx_"):
         app.conf.update(dlx_prefix=prefix, dlx_queue_type=contender.removeprefix("dlx_"))
+        if env.get("DLX_BENCH_METRICS") == "1":
+            app.conf.dlx_metrics_url = env.get("DLX_BENCH_REDIS", REDIS_URL)
     base: type[Task] = DLXTask if contender.startswith("dlx_") else Task
     store = redis.Redis.from_url(env.get("DLX_BENCH_REDIS", REDIS_URL))
 

@@ -13,7 +13,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -272,7 +272,9 @@ class Deployment:
         confirm: bool = False,
         node: RabbitNode | None = None,
         loglevel: str = "WARNING",
+        env: Mapping[str, str] | None = None,
     ) -> None:
+        """``env``: more ``DLX_BENCH_*`` settings for the app (see :mod:`benchmarks.bench_app`)."""
         broker_url = broker_url or globals()["broker_url"](VHOST)
         self.contender = contender
         self.prefix = f"dlxbench.{contender}.{uuid.uuid4().hex[:6]}"
@@ -282,6 +284,7 @@ class Deployment:
             "DLX_BENCH_BROKER": broker_url,
             "DLX_BENCH_REDIS": REDIS_URL,
             "DLX_BENCH_CONFIRM": "1" if confirm else "0",
+            **(env or {}),
         }
         self.broker_url = broker_url
         self.node = node

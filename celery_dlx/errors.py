@@ -13,6 +13,22 @@ class CeleryDLXError(Exception):
     """Base class of every error celery_dlx raises on purpose."""
 
 
+class Deferred(CeleryDLXError):
+    """Base of the reasons a task waits without using up a retry (a rate limit's or a circuit
+    breaker's "not yet"): metrics and the retry log count these as deferrals, not retries.
+
+    ``deferred_by`` says which mechanism (``ratelimit``, ``breaker``), :attr:`deferred_name`
+    which limit or breaker.
+    """
+
+    deferred_by = "other"
+
+    @property
+    def deferred_name(self) -> str:
+        """The limit or breaker that said "not yet"."""
+        return ""
+
+
 class ConfigurationError(CeleryDLXError, ValueError):
     """A celery_dlx setting has a value the library cannot work with."""
 

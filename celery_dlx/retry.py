@@ -26,6 +26,7 @@ from .broker.destination import retry_destination
 from .broker.headers import uncounted, user_headers
 from .broker.publish import publish_delayed, requeue_if_transient
 from .errors import PublishFailed, RetryPublishError
+from .metrics import decisions
 from .parking.park import MAX_RETRIES, park
 from .retry_options import check_retry_options
 from .signals import retry_published
@@ -109,6 +110,9 @@ def delayed_retry(
     retry_published.send(
         sender=task, request=request, retries=request.retries + 1, delay=delay, planned=sent.route.delay, queue=destination, exc=exc
     )
+    decisions.retry_published(
+        task, exc, attempt=request.retries + 1, delay=delay, planned=float(sent.route.delay), queue=destination
+    )
     if throw:
         raise ret
     return ret
@@ -163,6 +167,7 @@ def _publish_failed(task: Task, destination: str, cause: BaseException | None) -
     error = RetryPublishError(
         f"retry of {task.name}[{task.request.id}] to queue {destination!r} was not confirmed by the broker: {cause!r}"
     )
+    decisions.retry_failed(task)
     requeue_if_transient(task, error, cause)
     logger.error("%s; the task fails", error)
     raise error from cause

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from celery import Celery, Task
 
 from ..classify import Verdict
-from ..errors import CeleryDLXError, ConfigurationError
+from ..errors import ConfigurationError, Deferred
 from ..redisio.client import configured_url
 from ..retry import delayed_retry
 from .breaker import DEFAULT_PREFIX, Breaker
@@ -41,12 +41,18 @@ _REQUEST_ATTRIBUTE = "dlx_breaker_ticket"
 _lock = threading.Lock()
 
 
-class BreakerOpen(CeleryDLXError):
+class BreakerOpen(Deferred):
     """The breaker deferred a task; this is the reason its retry shows.  Plain-value args."""
 
     def __init__(self, name: str, mode: str, wait: float) -> None:
         super().__init__(name, mode, wait)
         self.name, self.mode, self.wait = name, mode, wait
+
+    deferred_by = "breaker"
+
+    @property
+    def deferred_name(self) -> str:
+        return self.name
 
     def __str__(self) -> str:
         return f"circuit breaker {self.name} is {self.mode}: back in {self.wait:.3f} s"

@@ -30,6 +30,7 @@ from ..errors import CeleryDLXError, PublishFailed, TopologyMismatch
 from ..parking.lot import ParkingLot, ReplayError, SweepResult
 from ..parking.migrate import migrate_parking
 from ..settings import Settings
+from .serve import serve
 from .status import broker_status, duration
 from .verify import verify as verify_topology
 
@@ -357,3 +358,6 @@ def migrate_parking_command(ctx: click.Context, as_json: bool) -> None:
             f"{topology.parking_queue.name} re-declared with {topology.parking_arguments()}: "
             f"{result.moved_aside} moved aside, {result.moved_back} moved back, {result.parked} parked now"
         )
+
+
+dlx.add_command(serve)

@@ -7,7 +7,7 @@ connection, a killed process), the broker requeues every unacknowledged delivery
 never lost; at worst a message whose new copy was confirmed just before the interruption is
 both replayed and still parked (at-least-once, like every AMQP consumer).
 
-A filtered operation (``task=…``) moves the messages that match and republishes the others to
+A filtered operation (``task=…``, or a :class:`~.park.ParkedFilter`) moves the messages that match and republishes the others to
 the end of the lot, confirmed and acknowledged the same way, so a sweep never holds thousands of
 deliveries (which RabbitMQ's ``consumer_timeout`` would cut off) and needs no memory per
 message.  It looks at as many messages as the lot held when it started: messages parked while
@@ -30,7 +30,7 @@ from kombu import Connection
 from ..broker.topology import DESTINATION_HEADER, Topology
 from ..errors import CeleryDLXError
 from ..ops.status import queue_status
-from .park import ParkedMessage, header_text, replayed_headers
+from .park import ParkedFilter, ParkedMessage, header_text, replayed_headers
 
 #: Deliveries published per confirm round trip.
 BATCH = 1000
@@ -107,7 +107,11 @@ class ParkingLot:
             channel.close()
 
     def browse(self, limit: int) -> list[ParkedMessage]:
-        """The first ``limit`` parked messages, left in the lot.
+        """The first ``limit`` parked messages, left in the lot (see :meth:`browse_messages`)."""
+        return [parked_message(message) for message in self.browse_messages(limit)]
+
+    def browse_messages(self, limit: int) -> list[Message]:
+        """The first ``limit`` parked messages as received, body included, left in the lot.
 
         AMQP 0-9-1 cannot peek: the messages are received unacknowledged and given back when
         the channel closes, so they keep their place.  They come back marked redelivered, and a
@@ -116,14 +120,14 @@ class ParkingLot:
         if limit < 1:
             raise ValueError(f"limit must be at least 1, got {limit}")
         channel = self._channel()
-        seen: list[ParkedMessage] = []
+        seen: list[Message] = []
         try:
             available = self.depth(channel)
             want = min(limit, available)
             if want == 0:
                 return []
             channel.basic_qos(0, want, False)
-            tag = channel.basic_consume(self.queue, callback=lambda m: seen.append(_parked(m)))
+            tag = channel.basic_consume(self.queue, callback=seen.append)
             while len(seen) < want:
                 try:
                     self.connection.connection.drain_events(timeout=IDLE)
@@ -138,6 +142,7 @@ class ParkingLot:
         self,
         *,
         task: str | None = None,
+        where: ParkedFilter | None = None,
         limit: int | None = None,
         to: str | None = None,
         reset_retries: bool = False,
@@ -145,7 +150,8 @@ class ParkingLot:
     ) -> SweepResult:
         """Send parked messages back to work: to ``to``, else the queue each came from.
 
-        ``task`` selects messages by task name; ``limit`` stops after that many.
+        ``task`` selects messages by task name, ``where`` by any field (both: each must match);
+        ``limit`` stops after that many.
         ``reset_retries`` starts each task's retry count again at 0; otherwise a replayed task
         has one more attempt before it is parked again.  Messages whose queue does not exist,
         or that name none (with no ``to``), stay parked and are counted in the result.  Raises
@@ -162,16 +168,24 @@ class ParkingLot:
                 message.properties.get("application_headers"), reset_retries=reset_retries
             )
 
-        return _Sweep(self, task, limit, target, prepare, progress).run()
+        return _Sweep(self, _selection(task, where), limit, target, prepare, progress).run()
 
     def move_to(self, queue: str, progress: Progress | None = None) -> SweepResult:
         """Move every message, unchanged, to ``queue``: loss-free like a replay, without
         touching headers (``migrate-parking`` moves the lot aside and back with it)."""
-        return _Sweep(self, None, None, lambda message: queue, None, progress).run()
+        return _Sweep(self, ParkedFilter(), None, lambda message: queue, None, progress).run()
 
-    def purge(self, *, task: str | None = None, limit: int | None = None, progress: Progress | None = None) -> SweepResult:
-        """Delete parked messages (all, or those of ``task``, at most ``limit``)."""
-        if task is None and limit is None:
+    def purge(
+        self,
+        *,
+        task: str | None = None,
+        where: ParkedFilter | None = None,
+        limit: int | None = None,
+        progress: Progress | None = None,
+    ) -> SweepResult:
+        """Delete parked messages (all, or those ``task`` and ``where`` select, at most ``limit``)."""
+        selection = _selection(task, where)
+        if selection.everything and limit is None:
             channel = self._channel()
             try:
                 self.depth(channel)  # a clear error if the lot does not exist
@@ -179,10 +193,21 @@ class ParkingLot:
             finally:
                 channel.close()
             return SweepResult(examined=count, moved=count)
-        return _Sweep(self, task, limit, None, None, progress).run()
+        return _Sweep(self, selection, limit, None, None, progress).run()
 
 
-def _parked(message: Message) -> ParkedMessage:
+def _selection(task: str | None, where: ParkedFilter | None) -> ParkedFilter:
+    """``where`` narrowed to ``task`` (a task name given both ways must agree)."""
+    where = where or ParkedFilter()
+    if task is None:
+        return where
+    if where.task is not None and where.task != task:
+        raise ValueError(f"task {task!r} and filter task {where.task!r} differ")
+    return ParkedFilter(task=task, reason=where.reason, queue=where.queue, task_id=where.task_id)
+
+
+def parked_message(message: Message) -> ParkedMessage:
+    """What a received message of the lot tells about itself (its headers, redacted)."""
     return ParkedMessage.from_headers(message.properties.get("application_headers"), message.properties.get("correlation_id"))
 
 
@@ -198,7 +223,7 @@ class _Sweep:
     def __init__(
         self,
         lot: ParkingLot,
-        task: str | None,
+        selection: ParkedFilter,
         limit: int | None,
         target: Callable[[Message], str | None] | None,
         prepare: Callable[[Message], None] | None,
@@ -206,7 +231,7 @@ class _Sweep:
     ) -> None:
         if limit is not None and limit < 1:
             raise ValueError(f"limit must be at least 1, got {limit}")
-        self.lot, self.task, self.limit = lot, task, limit
+        self.lot, self.selection, self.limit = lot, selection, limit
         self.target, self.prepare, self.progress = target, prepare, progress
         self.result = SweepResult()
         self.buffer: list[Message] = []
@@ -275,7 +300,8 @@ class _Sweep:
 
     def _handle(self, channel: Channel, message: Message) -> None:
         self.result.examined += 1
-        if self.task is not None and _header(message, "task") != self.task:
+        properties = message.properties
+        if not self.selection.matches(properties.get("application_headers"), properties.get("correlation_id")):
             self._keep(channel, message)
             return
         if self.target is None:  # a purge: the acknowledgement alone drops it

@@ -40,6 +40,7 @@ from ..broker.headers import REPLAYS_HEADER, TOKEN_REFRESHES_HEADER, uncounted, 
 from ..broker.publish import RetryPublisher, publish_delayed, publisher_for, requeue_if_transient
 from ..broker.topology import DESTINATION_HEADER
 from ..errors import PublishFailed
+from ..metrics import decisions
 from ..redact import redact
 
 logger = logging.getLogger(__name__)
@@ -84,6 +85,7 @@ def park(task: Task, exc: BaseException | None, reason: str) -> bool:
     except Exception as error:
         _park_failed(task, error)
         return False
+    decisions.parked(task, reason)
     logger.warning(
         "%s[%s] parked in %s (%s): %s",
         task.name,
@@ -91,6 +93,7 @@ def park(task: Task, exc: BaseException | None, reason: str) -> bool:
         publisher.topology.parking_queue.name,
         reason,
         headers[ERROR_MESSAGE_HEADER],
+        extra=decisions.park_fields(task, reason, destination, headers[ERROR_HEADER], headers[ERROR_MESSAGE_HEADER]),
     )
     if full is not None:
         logger.warning(
@@ -173,6 +176,35 @@ class ParkedMessage:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class ParkedFilter:
+    """Which parked messages an operation applies to: those whose task name, reason, origin
+    work queue and id equal every field given (None: any).
+
+    Read from the headers alone, without building a :class:`ParkedMessage` (no redaction),
+    so a sweep over a large lot pays a few dictionary look-ups per message.
+    """
+
+    task: str | None = None
+    reason: str | None = None
+    queue: str | None = None
+    task_id: str | None = None
+
+    @property
+    def everything(self) -> bool:
+        return self.task is None and self.reason is None and self.queue is None and self.task_id is None
+
+    def matches(self, headers: Mapping[str, Any] | None, correlation_id: str | None = None) -> bool:
+        """Whether a message with these headers is selected."""
+        h = headers or {}
+        return (
+            (self.task is None or header_text(h.get("task")) == self.task)
+            and (self.reason is None or (header_text(h.get(REASON_HEADER)) or UNROUTABLE) == self.reason)
+            and (self.queue is None or header_text(h.get(DESTINATION_HEADER)) == self.queue)
+            and (self.task_id is None or (header_text(h.get("id")) or header_text(correlation_id)) == self.task_id)
+        )
 
 
 def header_text(value: Any) -> str:

@@ -22,7 +22,7 @@ import random
 from celery import Task
 
 from ..broker.destination import origin_queue
-from ..errors import CeleryDLXError
+from ..errors import Deferred
 from ..retry import delayed_retry
 from .limiter import Decision, Limiter
 
@@ -32,7 +32,7 @@ DEFAULT_JITTER = 0.1
 MAX_JITTER = 1.0
 
 
-class Throttled(CeleryDLXError):
+class Throttled(Deferred):
     """The limiter deferred a task; this is the reason its retry shows.
 
     Holds plain values (``args`` are what pickling rebuilds it from), so Celery can store and
@@ -45,6 +45,12 @@ class Throttled(CeleryDLXError):
         self.limit = limit
         #: Seconds the limiter said to wait.
         self.wait = wait
+
+    deferred_by = "ratelimit"
+
+    @property
+    def deferred_name(self) -> str:
+        return self.limit or "(storage unavailable)"
 
     def __str__(self) -> str:
         return f"rate limit {self.limit or '(storage unavailable)'}: wait {self.wait:.3f} s"

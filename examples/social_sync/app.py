@@ -123,7 +123,7 @@ class Services:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.store = redis.Redis.from_url(config.redis_url, decode_responses=True)
-        self.limiter = Limiter(RedisStorage.from_url(config.redis_url), _limits(config), prefix=config.key("ratelimit"))
+        self.limiter = limiter_for(config)
         # Reads give up after 2 s (the simulator's slow answers take longer); the soft limit bounds them too.
         self.http = TimedSession(connect=2.0, read=2.0, margin=1.0)
 
@@ -156,6 +156,11 @@ class Services:
 
     def count_retry(self, reason: str) -> None:
         self.store.hincrby(self.config.key("retries"), reason)
+
+
+def limiter_for(config: Config) -> Limiter:
+    """The shared rate limiter of ``config``'s deployment (state in its Redis)."""
+    return Limiter(RedisStorage.from_url(config.redis_url), _limits(config), prefix=config.key("ratelimit"))
 
 
 def _limits(config: Config) -> list[Limit]:
@@ -278,6 +283,8 @@ def make_app(config: Config) -> Celery:
         dlx_breaker_prefix=config.key("breaker"),
         dlx_breaker_policy=BREAKER_POLICY,
         dlx_park=True,  # the default: dead tokens and exhausted retries go to <prefix>.parking
+        dlx_metrics_prefix=config.key("metrics"),  # counters (celery_dlx.metrics) under the run's keys
+        dlx_metrics_limiters=[limiter_for(config)],  # rate-limit usage in the metrics
         task_queues=config.queues(),
         task_default_queue=config.trickle_queue,
         task_routes=[

@@ -107,6 +107,8 @@ class Outcome:
     expired: Sequence[str] = ()
     refreshed: Sequence[str] = ()
     notes: list[str] = field(default_factory=list)
+    #: False when ``--metrics-port`` was given and celery_dlx's counters differ from the demo's totals.
+    metrics_agree: bool = True
 
     @property
     def stored(self) -> int:
@@ -128,7 +130,8 @@ class Outcome:
     @property
     def ok(self) -> bool:
         refreshed = set(self.refreshed) == set(self.expired)
-        return self.unfinished is None and self.exact and len(self.dead_parked) == len(self.dead) and refreshed
+        exact = self.unfinished is None and self.exact and len(self.dead_parked) == len(self.dead)
+        return exact and refreshed and self.metrics_agree
 
 
 def summary(outcome: Outcome) -> list[str]:

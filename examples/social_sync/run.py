@@ -26,7 +26,7 @@ import redis
 
 from celery_dlx import PageLedger, TreeResult, start_tree
 
-from . import chart
+from . import chart, metrics
 from .app import Config, make_app, start_task_name
 from .deployment import Deployment
 from .progress import Monitor, Sample, legend, line
@@ -47,6 +47,10 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--timeout", type=float, help="give up after this many seconds of syncing (default 600, --short 120)"
     )
+    parser.add_argument(
+        "--metrics-port", type=int, help="serve celery_dlx's Prometheus metrics on 127.0.0.1:PORT while the demo runs, "
+        "and check its counters against the demo's totals at the end (needs celery_dlx[web])",
+    )  # fmt: skip
     return parser.parse_args(argv)
 
 
@@ -106,6 +110,7 @@ class Demo:
         self.introduce()
         self.store.hset(self.config.key("tokens"), mapping={account.id: account.token for account in self.accounts})
         self.deployment.declare()
+        server = metrics.serve(self.app, self.args.metrics_port) if self.args.metrics_port else None
         up = time.monotonic()
         self.deployment.start_workers()
         print(f"workers up in {time.monotonic() - up:.1f} s; {legend(self.deployment.workers)}", flush=True)
@@ -116,14 +121,20 @@ class Demo:
         sync_seconds = time.monotonic() - kickoff
         path = self.args.chart or RESULTS / f"social_sync{'_short' if self.args.short else ''}.png"
         chart.draw(samples, path, f"social-sync demo ({self.mode}, seed {self.args.seed})")
+        scraped = metrics.scrape(self.app) if server is not None else None  # before the lot is drained
+        parked = drain_parking(self.config.broker_url, self.deployment.topology.parking_queue.name)
+        retries = {str(reason): int(count) for reason, count in self.store.hgetall(self.config.key("retries")).items()}
+        notes, agree = [f"chart: {path}"], True
+        if server is not None and scraped is not None:
+            server.shutdown()
+            lines, agree = metrics.compare(scraped, retries, len(parked))
+            notes += lines
         return Outcome(
             synced=check_synced(self.store, self.config, self.live),
             dead=[account for account in self.accounts if account.dead],
-            parked=drain_parking(self.config.broker_url, self.deployment.topology.parking_queue.name),
+            parked=parked,
             api=self.api.stats(),
-            retries={
-                str(reason): int(count) for reason, count in self.store.hgetall(self.config.key("retries")).items()
-            },
+            retries=retries,
             halts=Counter() if unfinished else self.halts(),
             unfinished=unfinished,
             sync_seconds=sync_seconds,
@@ -131,7 +142,8 @@ class Demo:
             marked_bad=int(self.store.hlen(self.config.key("bad_tokens"))),
             expired=sorted(self.api.expired),
             refreshed=sorted(self.store.hkeys(self.config.key("refreshed"))),
-            notes=[f"chart: {path}"],
+            notes=notes,
+            metrics_agree=agree,
         )
 
     def watch(self, kickoff: float) -> tuple[list[Sample], str | None]:

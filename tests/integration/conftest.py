@@ -19,6 +19,7 @@ from celery import Celery
 from kombu import Connection
 
 from celery_dlx import Settings, Topology
+from celery_dlx.metrics.counters import metrics_prefix
 from celery_dlx.testing.worker import WorkerProcess, queue_counts, wait_for_arrivals
 
 from ..support import ROOT, missing, reachable
@@ -96,8 +97,10 @@ def _cleanup(observer: pika.BlockingConnection, dlx: DLXEnv) -> None:
         channel.queue_delete(queue=name)
         channel.exchange_delete(exchange=name)
     channel.close()
-    if dlx.keys:
-        dlx.store.delete(*dlx.keys)
+    # Counters the workers recorded (celery_dlx.metrics): the result backend is Redis.
+    keys = [*dlx.keys, *dlx.store.scan_iter(f"{metrics_prefix(dlx.app.conf)}:*")]
+    if keys:
+        dlx.store.delete(*keys)
 
 
 @contextmanager

@@ -40,6 +40,8 @@ LUA = {
     "celery_dlx/breaker/lua/admit.lua",
     "celery_dlx/pagination/lua/observe.lua",
 }
+#: The dashboard's templates (a sample: the wheel without them serves nothing).
+TEMPLATES = {"celery_dlx/web/templates/base.html", "celery_dlx/web/templates/parked.html"}
 
 
 @pytest.fixture(scope="module")
@@ -58,11 +60,11 @@ def test_the_wheel_and_the_sdist_carry_lua_and_py_typed(built: Path) -> None:
     (wheel,) = built.glob("*.whl")
     (sdist,) = built.glob("*.tar.gz")
     in_wheel = set(zipfile.ZipFile(wheel).namelist())
-    assert {*LUA, "celery_dlx/py.typed"} <= in_wheel
+    assert {*LUA, *TEMPLATES, "celery_dlx/py.typed"} <= in_wheel
     assert not any(name.startswith("tests/") for name in in_wheel)
     with tarfile.open(sdist) as archive:
         in_sdist = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
-    assert {*LUA, "celery_dlx/py.typed", "pyproject.toml"} <= in_sdist
+    assert {*LUA, *TEMPLATES, "celery_dlx/py.typed", "pyproject.toml"} <= in_sdist
 
 
 def test_the_installed_wheel_imports_and_runs_the_cli(built: Path, tmp_path: Path) -> None:
@@ -91,5 +93,5 @@ def test_the_installed_wheel_imports_and_runs_the_cli(built: Path, tmp_path: Pat
         [str(python), "-m", "celery", "dlx", "--help"], capture_output=True, text=True, cwd=tmp_path, timeout=120, env=env
     )
     assert cli.returncode == 0, cli.stderr
-    for verb in ("declare", "verify", "status", "parked", "replay", "purge", "send"):
+    for verb in ("declare", "verify", "status", "parked", "replay", "purge", "send", "serve"):
         assert verb in cli.stdout
