@@ -137,7 +137,10 @@ def declare(ctx: click.Context) -> None:
 
 @dlx.command(cls=CeleryCommand)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-@click.option("--management-url", default=None, help="RabbitMQ management API (default: http://<broker host>:15672).")
+@click.option(
+    "--management-url", default=None, envvar="CELERY_DLX_MANAGEMENT_URL", show_envvar=True,
+    help="RabbitMQ management API (default: http://<broker host>:15672).",
+)  # fmt: skip
 @click.option("--amqp-only", is_flag=True, help="Do not use the management API (bindings and extra entities go unchecked).")
 @click.pass_context
 def verify(ctx: click.Context, as_json: bool, management_url: str | None, amqp_only: bool) -> None:

@@ -21,8 +21,8 @@ from kombu import Connection
 from celery_dlx import Settings, Topology
 from celery_dlx.testing.worker import WorkerProcess, queue_counts, wait_for_arrivals
 
-from ..support import ROOT, missing, reachable
-from .dlx_app import BROKER_URL, REDIS_URL, make_app
+from ..support import BROKER_URL, ROOT, address, missing, reachable
+from .dlx_app import REDIS_URL, make_app
 
 
 def require(service: str, host: str, port: int) -> None:
@@ -32,7 +32,7 @@ def require(service: str, host: str, port: int) -> None:
 
 @pytest.fixture(scope="session")
 def services() -> None:
-    require("RabbitMQ", "127.0.0.1", 5672)
+    require("RabbitMQ", *address(BROKER_URL, 5672))
     require("Redis", "127.0.0.1", 6379)
 
 
