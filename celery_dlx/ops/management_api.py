@@ -23,6 +23,11 @@ class ManagementUnavailable(CeleryDLXError):
     """The management HTTP API could not be read: not reachable, refused the login, or failed."""
 
 
+class ManagementMismatch(CeleryDLXError):
+    """The management API belongs to another broker than the AMQP connection: comparing its
+    listing with the app's topology would report drift that is not there."""
+
+
 @dataclass(frozen=True)
 class ManagementAPI:
     """Where and as whom the management HTTP API is read."""
@@ -68,6 +73,20 @@ class ManagementAPI:
             return json.loads(body)
         except ValueError as exc:
             raise ManagementUnavailable(f"{self.base_url} answered {what} with something other than JSON") from exc
+
+    def check_same_broker(self, cluster_name: str | None, version: str | None) -> None:
+        """Refuse (:class:`ManagementMismatch`) an API whose cluster name or RabbitMQ version
+        differs from the AMQP connection's server properties (None: not announced, not compared)."""
+        overview = self.get("/api/overview")
+        theirs = {"cluster name": overview.get("cluster_name"), "version": overview.get("rabbitmq_version")}
+        ours = {"cluster name": cluster_name, "version": version}
+        for what, value in ours.items():
+            if value is not None and theirs[what] is not None and theirs[what] != value:
+                raise ManagementMismatch(
+                    f"the management API at {self.base_url} belongs to another broker (node {overview.get('node')}, "
+                    f"{what} {theirs[what]!r}) than the AMQP connection ({what} {value!r}); "
+                    "pass --management-url (or CELERY_DLX_MANAGEMENT_URL) naming this broker's API, or use --amqp-only"
+                )
 
     def read(self, vhost: str) -> BrokerState:
         """List ``vhost`` (``/`` is the default one; kombu's URL form ``//`` is already decoded)."""
