@@ -53,3 +53,15 @@ lint: $(VENV)/.installed
 	$(PY) -m pip install -q -e '.[lint]'
 	$(PY) -m ruff check celery_dlx tests benchmarks examples scripts noxfile.py
 	$(PY) -m mypy
+
+# The integration suite and the reliability CI subset (plus the quorum broker restart) on
+# RabbitMQ 4.0.5 in strict mode (4.3's denials), beside the system's 3.10.8: scripts/rabbitmq4.sh
+# provisions it once (Debian trixie chroot, needs root), starts it on 127.0.0.1:5682 (management
+# 15682), and stops it afterwards whatever the result.
+.PHONY: test-rabbitmq4
+test-rabbitmq4: $(VENV)/.installed services
+	scripts/rabbitmq4.sh start
+	eval "$$(scripts/rabbitmq4.sh env)"; status=0; \
+	$(PY) -m pytest tests/integration || status=$$?; \
+	DLX_RELIABILITY_QUORUM_RESTART=1 $(PY) -m pytest tests/reliability || status=$$?; \
+	scripts/rabbitmq4.sh stop; exit $$status

@@ -142,3 +142,36 @@ def test_no_transient_non_exclusive_queue_and_per_consumer_qos_on_4(make_env: Ca
         channels = rabbitmqctl("list_channels", "pid", "global_prefetch_count", "--no-table-headers").splitlines()
         global_qos = {pid: int(count) for pid, count in (line.split("\t") for line in channels) if pid in pids}
         assert set(global_qos) == pids and all(count > 0 for count in global_qos.values()), global_qos
+
+
+def test_the_readme_lazy_policy_advice_for_classic_delay_queues_per_version(
+    make_env: Callable[..., DLXEnv], observer: pika.BlockingConnection
+) -> None:
+    """README: classic delay queues keep pending retries in RAM before 3.12, a `queue-mode: lazy`
+    policy pages them out; from 3.12 (CQv2, the only classic queue on 4.x) they page by themselves.
+    celery_dlx never declares `x-queue-mode` (RabbitMQ 4.3 refuses that argument)."""
+    env = make_env(worker=False)
+    with Connection(BROKER_URL) as conn:
+        env.topology.declare(conn, [])
+    assert not any("x-queue-mode" in q.queue_arguments for q in env.topology.level_queues)
+    plain, lazy = env.delay_queue_names[20], env.delay_queue_names[21]  # 2.9 h and 5.8 h: nothing leaves
+    rabbitmqctl("set_policy", "--apply-to", "queues", f"{env.prefix}-lazy", f"^{lazy.replace('.', '[.]')}$", '{"queue-mode": "lazy"}')
+    try:
+        channel = observer.channel()
+        channel.confirm_delivery()
+        for queue in (plain, lazy):
+            for _ in range(1000):
+                channel.basic_publish("", queue, b"x" * 1000, pika.BasicProperties(delivery_mode=2))
+        channel.close()
+        time.sleep(2)  # let the queues settle their paging
+        listing = rabbitmqctl("list_queues", "name", "messages", "messages_ram", "--no-table-headers")
+        rows = {row[0]: (int(row[1]), int(row[2])) for row in (line.split("\t") for line in listing.splitlines()) if len(row) == 3}
+        (plain_total, plain_ram), (lazy_total, lazy_ram) = rows[plain], rows[lazy]
+        assert plain_total == lazy_total == 1000
+        assert lazy_ram == 0 or broker_version() >= (3, 12), rows[lazy]
+        if broker_version() >= (3, 12):
+            assert plain_ram < 50, f"{plain_ram} of 1000 in RAM without a policy"
+        else:
+            assert plain_ram == 1000, "RabbitMQ < 3.12 keeps a classic queue's messages in RAM: the policy is needed"
+    finally:
+        rabbitmqctl("clear_policy", f"{env.prefix}-lazy")
