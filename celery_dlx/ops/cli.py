@@ -142,8 +142,8 @@ def declare(ctx: click.Context) -> None:
 @dlx.command(cls=CeleryCommand)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option(
-    "--management-url", default=None, envvar="CELERY_DLX_MANAGEMENT_URL", show_envvar=True,
-    help="RabbitMQ management API (default: http://<broker host>:15672).",
+    "--management-url", default=None,
+    help="RabbitMQ management API (default: $CELERY_DLX_MANAGEMENT_URL, else http://<broker host>:15672).",
 )  # fmt: skip
 @click.option("--amqp-only", is_flag=True, help="Do not use the management API (bindings and extra entities go unchecked).")
 @click.option("--strict", is_flag=True, help="Count foreign bindings (other apps' queues bound to <prefix>.deliver) as drift.")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -17,6 +18,8 @@ from .topology_spec import BrokerState
 
 #: Management API ports RabbitMQ listens on by default, without and with TLS.
 MANAGEMENT_PORTS = {False: 15672, True: 15671}
+#: Names the management API when none is given (``dlx verify``, the worker bootstep in verify mode).
+MANAGEMENT_URL_ENV = "CELERY_DLX_MANAGEMENT_URL"
 
 
 class ManagementUnavailable(CeleryDLXError):
@@ -39,9 +42,11 @@ class ManagementAPI:
 
     @classmethod
     def for_connection(cls, connection: Connection, url: str | None = None, timeout: float = 10.0) -> ManagementAPI:
-        """``url`` (credentials in it win), or ``http://<broker host>:15672`` (15671 with TLS);
-        the login is the broker connection's unless ``url`` has one."""
+        """``url`` (credentials in it win), else ``$CELERY_DLX_MANAGEMENT_URL``, else
+        ``http://<broker host>:15672`` (15671 with TLS); the login is the broker connection's
+        unless the URL has one."""
         info = connection.info()
+        url = url or os.environ.get(MANAGEMENT_URL_ENV) or None
         if url is None:
             host = f"[{info['hostname']}]" if ":" in info["hostname"] else info["hostname"]
             scheme = "https" if info["ssl"] else "http"

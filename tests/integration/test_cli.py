@@ -327,7 +327,8 @@ def test_a_worker_with_the_bootstep_refuses_to_start_on_drift(
     drift(observer, name, 5)
     log = tmp_path / "worker.log"
     worker = WorkerProcess(
-        APP, declared.queues, BROKER_URL, env={**declared.env, "DLX_TEST_BOOTSTEP": mode}, cwd=ROOT, logfile=log
+        APP, declared.queues, BROKER_URL, cwd=ROOT, logfile=log,
+        env={**declared.env, "DLX_TEST_BOOTSTEP": mode, "CELERY_DLX_MANAGEMENT_URL": MANAGEMENT_URL},
     )
     with pytest.raises(RuntimeError, match="exited with code 1"):
         worker.start(timeout=60)

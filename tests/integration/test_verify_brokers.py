@@ -24,12 +24,12 @@ from .test_cli import dlx
 
 pytestmark = pytest.mark.integration
 
-OTHER_AMQP, OTHER_MANAGEMENT = 5791, 15791
+OTHER_AMQP, OTHER_MANAGEMENT = 5792, 15792
 
 
 @pytest.fixture(scope="module")
 def other_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A second broker with its management API on 127.0.0.1:15791; yields the API's URL."""
+    """A second broker with its management API on 127.0.0.1:15792; yields the API's URL."""
     if not (RABBITMQ_BIN / "rabbitmq-server").exists():
         missing(f"no RabbitMQ server in {RABBITMQ_BIN} for a second broker", "integration tests")
     node = RabbitNode("dlxother", OTHER_AMQP, base_dir=tmp_path_factory.mktemp("other"), management_port=OTHER_MANAGEMENT)
