@@ -65,3 +65,18 @@ lint: $(VENV)/.installed
 classify-docs: $(VENV)/.installed
 	$(PY) scripts/gen_classify_fixtures.py
 	$(PY) -m celery_dlx.classify.doc_table > docs/classify.md
+
+# The integration suite and the reliability CI subset (plus the quorum broker restart) on
+# RabbitMQ 4.0.5 in strict mode (4.3's denials), beside the system's 3.10.8: scripts/rabbitmq4.sh
+# provisions it once (Debian trixie chroot, needs root), starts it on 127.0.0.1:5682 (management
+# 15682), and stops it afterwards whatever the result.  RABBITMQ4_INTEGRATION / RABBITMQ4_RELIABILITY
+# narrow what runs (pytest arguments), e.g. RABBITMQ4_RELIABILITY=tests/reliability/test_broker_restart.py.
+RABBITMQ4_INTEGRATION ?= tests/integration
+RABBITMQ4_RELIABILITY ?= tests/reliability
+.PHONY: test-rabbitmq4
+test-rabbitmq4: $(VENV)/.installed services
+	scripts/rabbitmq4.sh start
+	eval "$$(scripts/rabbitmq4.sh env)"; status=0; \
+	$(PY) -m pytest $(RABBITMQ4_INTEGRATION) || status=$$?; \
+	DLX_RELIABILITY_QUORUM_RESTART=1 $(PY) -m pytest $(RABBITMQ4_RELIABILITY) || status=$$?; \
+	scripts/rabbitmq4.sh stop; exit $$status

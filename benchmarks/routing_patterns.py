@@ -57,11 +57,12 @@ def measure(conn: Connection, name: str, scheme: tuple[str, Binding, Binding, st
     kind, wait, passes, key, headers = scheme
     channel = conn.channel()
     sink = Exchange(f"{name}.deliver", "fanout", durable=False)
-    Queue(f"{name}.sink", sink, "", durable=False)(channel).declare()
+    # Exclusive: RabbitMQ 4.3 refuses transient queues that are not (541); these go with the connection.
+    Queue(f"{name}.sink", sink, "", durable=False, exclusive=True)(channel).declare()
     try:
         for k in range(LEVELS):
             Exchange(f"{name}.L{k}", kind, durable=False)(channel).declare()
-            Queue(f"{name}.Q{k}", durable=False, queue_arguments={"x-message-ttl": 600000})(channel).declare()
+            Queue(f"{name}.Q{k}", durable=False, exclusive=True, queue_arguments={"x-message-ttl": 600000})(channel).declare()
             rk, args = wait(k)
             channel.queue_bind(queue=f"{name}.Q{k}", exchange=f"{name}.L{k}", routing_key=rk, arguments=args)
             rk, args = passes(k)

@@ -8,11 +8,22 @@ import shlex
 import socket
 import subprocess
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+# The broker under test (the system's 3.10.8 node by default; scripts/rabbitmq4.sh env prints
+# the variables for the RabbitMQ 4.0.5 node).  DLX_RABBITMQCTL must run that broker's rabbitmqctl.
+BROKER_URL = os.environ.get("DLX_TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
+MANAGEMENT_URL = os.environ.get("DLX_TEST_MANAGEMENT_URL", "http://127.0.0.1:15672")
+
+
+def address(url: str, default_port: int) -> tuple[str, int]:
+    """(host, port) of a broker or management URL, for :func:`reachable`."""
+    parts = urlsplit(url)
+    return parts.hostname or "127.0.0.1", parts.port or default_port
 
 
 def rabbitmqctl(*args: str) -> str:

@@ -14,6 +14,8 @@ a worker that would publish into a mismatched topology never starts::
   parking into it works and an upgrade must not stop every worker.
 - ``verify``: read-only check (:mod:`celery_dlx.ops.verify`), for deployments where topology is
   declared at release time (``celery dlx declare``) and workers must not change the broker.
+  The management API is ``$CELERY_DLX_MANAGEMENT_URL`` or the broker host's :15672; one that
+  belongs to another broker stops the worker too (its listing would be phantom drift).
 
 On drift the step logs the difference and the worker exits with status 1.
 """
@@ -28,7 +30,7 @@ from celery import Celery, bootsteps
 from ..broker.topology import Topology
 from ..errors import ConfigurationError, TopologyMismatch
 from ..settings import Settings
-from .verify import verify
+from .verify import ManagementMismatch, verify
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +82,10 @@ def _check(mode: str, connection: Any, topology: Topology, queues: list[Any]) ->
                 f"! fix: {hint}" for hint in mismatch.hints
             ]
         return []
-    report = verify(connection, topology, queues)
+    try:
+        report = verify(connection, topology, queues)
+    except ManagementMismatch as exc:
+        return [f"? {exc}"]
     return report.lines() if report.drift else []
 
 

@@ -30,6 +30,7 @@ from ..errors import CeleryDLXError, PublishFailed, TopologyMismatch
 from ..parking.lot import ParkingLot, ReplayError, SweepResult
 from ..parking.migrate import migrate_parking
 from ..settings import Settings
+from .broker_info import broker_lines, deployment_caveats
 from .serve import serve
 from .status import broker_status, duration
 from .verify import verify as verify_topology
@@ -128,39 +129,47 @@ def declare(ctx: click.Context) -> None:
             topology.declare(connection, queues)
         except TopologyMismatch as exc:
             raise Failed(str(exc)) from exc
+        about_broker = broker_lines(connection, topology, queues)
     levels = topology.settings.levels
     click.echo(
         f"declared {levels.levels} delay levels ({levels.unit_ms} ms .. {duration(levels.max_delay)}, "
         f"{topology.settings.queue_type}), {topology.parking_queue.name}, and {len(queues)} work queue(s): "
         + ", ".join(sorted(q.name for q in queues))
     )
+    for line in about_broker:
+        click.echo(line)
 
 
 @dlx.command(cls=CeleryCommand)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-@click.option("--management-url", default=None, help="RabbitMQ management API (default: http://<broker host>:15672).")
+@click.option(
+    "--management-url", default=None,
+    help="RabbitMQ management API (default: $CELERY_DLX_MANAGEMENT_URL, else http://<broker host>:15672).",
+)  # fmt: skip
 @click.option("--amqp-only", is_flag=True, help="Do not use the management API (bindings and extra entities go unchecked).")
+@click.option("--strict", is_flag=True, help="Count foreign bindings (other apps' queues bound to <prefix>.deliver) as drift.")
 @click.pass_context
-def verify(ctx: click.Context, as_json: bool, management_url: str | None, amqp_only: bool) -> None:
+def verify(ctx: click.Context, as_json: bool, management_url: str | None, amqp_only: bool, strict: bool) -> None:
     """Check the broker against the topology this app expects; exit 1 on drift.
 
     Read-only: safe in a deploy pipeline.  Prints missing (-), extra (+) and differing (~)
-    entities and arguments.
+    entities and arguments, and (=) foreign bindings: another app's work queues bound to
+    this prefix's ``deliver`` exchange, not drift unless ``--strict``.
     """
     app = _app(ctx)
     topology = _topology(app)
+    queues = list(app.amqp.queues.values())
     with _connection(app) as connection:
         report = verify_topology(
-            connection,
-            topology,
-            list(app.amqp.queues.values()),
-            management_url=management_url,
-            use_management=False if amqp_only else None,
-        )
+            connection, topology, queues, management_url=management_url,
+            use_management=False if amqp_only else None, strict=strict,
+        )  # fmt: skip
+        broker, known = deployment_caveats(connection, topology, queues)
     if as_json:
-        _echo_json(report.as_dict())
+        _echo_json({**report.as_dict(), "broker": str(broker), "known_issues": known})
     else:
-        for line in report.lines():
+        click.echo(f"broker: {broker}")
+        for line in [*(f"! known issue: {text}" for text in known), *report.lines()]:
             click.echo(line)
     ctx.exit(EXIT_FAILED if report.drift else EXIT_OK)
 
@@ -175,10 +184,12 @@ def status(ctx: click.Context, as_json: bool, all_levels: bool) -> None:
     topology = _topology(app)
     with _connection(app) as connection:
         report = broker_status(app, connection, topology)
+        broker, known = deployment_caveats(connection, topology, app.amqp.queues.values())
     if as_json:
-        _echo_json(report.as_dict())
+        _echo_json({**report.as_dict(), "broker": str(broker), "known_issues": known})
     else:
-        for line in report.lines(all_levels):
+        click.echo(f"broker: {broker}")
+        for line in [*(f"! known issue: {text}" for text in known), *report.lines(all_levels)]:
             click.echo(line)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -17,10 +18,17 @@ from .topology_spec import BrokerState
 
 #: Management API ports RabbitMQ listens on by default, without and with TLS.
 MANAGEMENT_PORTS = {False: 15672, True: 15671}
+#: Names the management API when none is given (``dlx verify``, the worker bootstep in verify mode).
+MANAGEMENT_URL_ENV = "CELERY_DLX_MANAGEMENT_URL"
 
 
 class ManagementUnavailable(CeleryDLXError):
     """The management HTTP API could not be read: not reachable, refused the login, or failed."""
+
+
+class ManagementMismatch(CeleryDLXError):
+    """The management API belongs to another broker than the AMQP connection: comparing its
+    listing with the app's topology would report drift that is not there."""
 
 
 @dataclass(frozen=True)
@@ -34,9 +42,11 @@ class ManagementAPI:
 
     @classmethod
     def for_connection(cls, connection: Connection, url: str | None = None, timeout: float = 10.0) -> ManagementAPI:
-        """``url`` (credentials in it win), or ``http://<broker host>:15672`` (15671 with TLS);
-        the login is the broker connection's unless ``url`` has one."""
+        """``url`` (credentials in it win), else ``$CELERY_DLX_MANAGEMENT_URL``, else
+        ``http://<broker host>:15672`` (15671 with TLS); the login is the broker connection's
+        unless the URL has one."""
         info = connection.info()
+        url = url or os.environ.get(MANAGEMENT_URL_ENV) or None
         if url is None:
             host = f"[{info['hostname']}]" if ":" in info["hostname"] else info["hostname"]
             scheme = "https" if info["ssl"] else "http"
@@ -68,6 +78,20 @@ class ManagementAPI:
             return json.loads(body)
         except ValueError as exc:
             raise ManagementUnavailable(f"{self.base_url} answered {what} with something other than JSON") from exc
+
+    def check_same_broker(self, cluster_name: str | None, version: str | None) -> None:
+        """Refuse (:class:`ManagementMismatch`) an API whose cluster name or RabbitMQ version
+        differs from the AMQP connection's server properties (None: not announced, not compared)."""
+        overview = self.get("/api/overview")
+        theirs = {"cluster name": overview.get("cluster_name"), "version": overview.get("rabbitmq_version")}
+        ours = {"cluster name": cluster_name, "version": version}
+        for what, value in ours.items():
+            if value is not None and theirs[what] is not None and theirs[what] != value:
+                raise ManagementMismatch(
+                    f"the management API at {self.base_url} belongs to another broker (node {overview.get('node')}, "
+                    f"{what} {theirs[what]!r}) than the AMQP connection ({what} {value!r}); "
+                    "pass --management-url (or CELERY_DLX_MANAGEMENT_URL) naming this broker's API, or use --amqp-only"
+                )
 
     def read(self, vhost: str) -> BrokerState:
         """List ``vhost`` (``/`` is the default one; kombu's URL form ``//`` is already decoded)."""

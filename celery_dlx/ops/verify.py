@@ -29,7 +29,8 @@ from amqp.exceptions import AccessRefused, NotFound, PreconditionFailed
 from kombu import Connection, Queue
 
 from ..broker.topology import RETENTION_ARGUMENTS, Topology
-from .management_api import ManagementAPI, ManagementUnavailable
+from .broker_info import broker_version
+from .management_api import ManagementAPI, ManagementMismatch, ManagementUnavailable
 from .topology_spec import BrokerState, ExchangeSpec, Expected, QueueSpec, expected
 from .verify_diff import Difference, Entity, Report, diff
 
@@ -40,6 +41,7 @@ __all__ = [
     "ExchangeSpec",
     "Expected",
     "ManagementAPI",
+    "ManagementMismatch",
     "ManagementUnavailable",
     "QueueSpec",
     "Report",
@@ -59,13 +61,16 @@ def verify(
     management_url: str | None = None,
     use_management: bool | None = None,
     timeout: float = 10.0,
+    strict: bool = False,
 ) -> Report:
     """Compare the broker behind ``connection`` with ``topology`` and the work queues ``destinations``.
 
     ``use_management``: None tries the management API and falls back to AMQP (noting why);
     True requires the API (:class:`ManagementUnavailable` otherwise); False uses AMQP only.
     ``destinations`` should be every queue the app retries into (``app.amqp.queues.values()``):
-    a ``deliver`` binding of any other queue is reported as extra.
+    a ``deliver`` binding of any other queue is reported as foreign (as extra if ``strict``).
+    An API that belongs to another broker than a connected ``connection`` is refused
+    (:class:`ManagementMismatch`): its listing would show drift that is not there.
     """
     wanted = expected(topology, destinations)
     if use_management is False:
@@ -73,7 +78,10 @@ def verify(
     else:
         api = ManagementAPI.for_connection(connection, management_url, timeout)
         try:
-            report = diff(wanted, api.read(connection.info()["virtual_host"]), topology.owns)
+            if connection.connected:  # the CLI always is; an idle Connection announced nothing yet
+                broker = broker_version(connection)
+                api.check_same_broker(broker.cluster_name, broker.version if broker.numbers else None)
+            report = diff(wanted, api.read(connection.info()["virtual_host"]), topology.owns, strict=strict)
         except ManagementUnavailable as exc:
             if use_management:
                 raise

@@ -41,6 +41,9 @@ class Report:
     missing: list[Entity] = field(default_factory=list)
     extra: list[Entity] = field(default_factory=list)
     different: list[Difference] = field(default_factory=list)
+    #: Bindings of queues outside this app to its ``deliver`` exchange: another app sharing the
+    #: broker and the prefix.  Not drift (unless ``strict``): this app cannot own them.
+    foreign: list[Entity] = field(default_factory=list)
     unchecked: list[str] = field(default_factory=list)
     #: How to fix findings whose generic fix (delete and re-declare) would lose messages.
     fixes: list[str] = field(default_factory=list)
@@ -55,6 +58,7 @@ class Report:
             *(f"- missing {entity}" for entity in self.missing),
             *(f"+ extra {entity}" for entity in self.extra),
             *(f"~ {d.entity}: {d.what} expected {_show(d.expected)}, found {_show(d.actual)}" for d in self.different),
+            *(f"= foreign {entity} (a queue this app does not list; not drift, --strict counts it)" for entity in self.foreign),
             *(f"? {note}" for note in self.unchecked),
             *(f"! fix: {fix}" for fix in self.fixes),
             self._summary(),
@@ -67,7 +71,8 @@ class Report:
             checked = f"{self.checked} expected exchanges and queues (AMQP)"
         if not self.drift:
             caveat = "; parts not checked, see the ? lines" if self.unchecked else ""
-            return f"no drift: {checked} match{caveat}"
+            foreign = f"; {len(self.foreign)} foreign binding(s)" if self.foreign else ""
+            return f"no drift: {checked} match{foreign}{caveat}"
         return f"drift: {len(self.missing)} missing, {len(self.extra)} extra, {len(self.different)} different; {checked}"
 
     def as_dict(self) -> dict[str, Any]:
@@ -82,6 +87,7 @@ class Report:
                 {"kind": d.entity.kind, "name": d.entity.name, "what": d.what, "expected": d.expected, "actual": d.actual}
                 for d in self.different
             ],
+            "foreign": [{"kind": e.kind, "name": e.name} for e in self.foreign],
             "unchecked": list(self.unchecked),
             "fixes": list(self.fixes),
         }
@@ -90,19 +96,25 @@ class Report:
 Spec = TypeVar("Spec", ExchangeSpec, QueueSpec)
 
 
-def diff(wanted: Expected, state: BrokerState, owns: Callable[[str], bool]) -> Report:
-    """Compare ``wanted`` with a management API listing; ``owns`` says which names may be extra."""
+def diff(wanted: Expected, state: BrokerState, owns: Callable[[str], bool], *, strict: bool = False) -> Report:
+    """Compare ``wanted`` with a management API listing; ``owns`` says which names may be extra.
+
+    An unexpected binding into a queue that is neither celery_dlx's nor one of the app's is
+    foreign (another app bound its work queue to the shared prefix's ``deliver``), not extra,
+    unless ``strict``.
+    """
     report = Report("management", checked=len(wanted.exchanges) + len(wanted.queues) + len(wanted.bindings))
     _compare("exchange", wanted.exchanges, state.exchanges, ExchangeSpec.view, owns, report)
     _compare("queue", wanted.queues, state.queues, lambda q: q.view(state.default_queue_type), owns, report)
     wanted_keys = {b.key for b in wanted.bindings}
     found_keys = {b.key for b in state.bindings}
+    ours = {b.destination for b in wanted.bindings}
     report.missing += [Entity("binding", b.name) for b in wanted.bindings if b.key not in found_keys]
-    report.extra += sorted(
-        Entity("binding", b.name)
-        for b in state.bindings
-        if (owns(b.source) or owns(b.destination)) and b.key not in wanted_keys
-    )
+    for b in sorted(state.bindings, key=lambda b: b.name):
+        if not (owns(b.source) or owns(b.destination)) or b.key in wanted_keys:
+            continue
+        foreign = not strict and not owns(b.destination) and b.destination not in ours
+        (report.foreign if foreign else report.extra).append(Entity("binding", b.name))
     return report
 
 

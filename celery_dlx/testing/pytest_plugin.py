@@ -19,6 +19,8 @@ each test its own delay topology (a unique ``dlx_prefix``), sets ``dlx_time_scal
 default 0.001: a 15-minute retry takes 0.9 s) with ``CELERY_DLX_TEST_MODE=1`` so it is allowed,
 and runs a worker for the app in a thread.  Creating a virtual host needs ``rabbitmqctl`` on the
 machine, or ``DLX_RABBITMQCTL`` set to a command that runs it (e.g. in a container).
+``DLX_TEST_BROKER_URL`` (optional) replaces the app's broker URL for the tests: its virtual host
+is swapped for the session's.
 """
 
 from __future__ import annotations
@@ -41,6 +43,10 @@ from ..broker.topology import Topology
 from ..settings import TEST_MODE_ENV, Settings
 from ..signals import retry_published
 from .worker import queue_counts
+
+#: Runs the tests on another broker than the app's own (e.g. a RabbitMQ 4 node beside 3.x);
+#: ``DLX_RABBITMQCTL`` must then run that broker's rabbitmqctl.
+BROKER_ENV = "DLX_TEST_BROKER_URL"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -143,7 +149,8 @@ def dlx_worker(
     app = dlx_app
     monkeypatch.setenv(TEST_MODE_ENV, "1")
     saved = {key: app.conf.get(key) for key in ("broker_url", "dlx_prefix", "dlx_time_scale")}
-    broker_url = Connection(app.conf.broker_url or "amqp://").clone(virtual_host=dlx_vhost).as_uri(include_password=True)
+    base_url = os.environ.get(BROKER_ENV) or app.conf.broker_url or "amqp://"
+    broker_url = Connection(base_url).clone(virtual_host=dlx_vhost).as_uri(include_password=True)
     app.close()  # drop pooled connections to the app's own broker
     app.conf.update(
         broker_url=broker_url,

@@ -36,7 +36,9 @@ class RabbitNode:
     """One RabbitMQ node: ``name@localhost`` listening on 127.0.0.1:``amqp_port``.
 
     ``config`` adds lines to its rabbitmq.conf (for example ``{"consumer_timeout": "60000"}``).
-    Nodes meant to form a cluster must share ``cookie``.
+    Nodes meant to form a cluster must share ``cookie``.  ``management_port`` enables the
+    management plugin there.  ``DLX_RABBITMQ_BIN`` picks the RabbitMQ installation (e.g. the
+    4.0.5 wrappers of ``scripts/rabbitmq4.sh``).
     """
 
     def __init__(
@@ -48,6 +50,7 @@ class RabbitNode:
         base_dir: str | os.PathLike[str] | None = None,
         config: Mapping[str, str] | None = None,
         cookie: str = "celerydlxtestcookie",
+        management_port: int | None = None,
     ) -> None:
         self.name = name
         self.amqp_port = amqp_port
@@ -55,6 +58,7 @@ class RabbitNode:
         self.base = Path(base_dir) if base_dir else Path(tempfile.mkdtemp(prefix=f"rabbitnode-{name}-"))
         self.config = dict(config or {})
         self.cookie = cookie
+        self.management_port = management_port
 
     @property
     def nodename(self) -> str:
@@ -88,8 +92,11 @@ class RabbitNode:
             cookie.write_text(self.cookie)
             cookie.chmod(0o400)
         lines = {"listeners.tcp.local": f"127.0.0.1:{self.amqp_port}", "loopback_users": "none", **self.config}
+        if self.management_port is not None:
+            lines.update({"management.tcp.ip": "127.0.0.1", "management.tcp.port": str(self.management_port)})
         (self.base / "rabbitmq.conf").write_text("".join(f"{k} = {v}\n" for k, v in lines.items()))
-        (self.base / "enabled_plugins").write_text("[].\n")
+        plugins = "rabbitmq_management" if self.management_port is not None else ""
+        (self.base / "enabled_plugins").write_text(f"[{plugins}].\n")
 
     def ctl(self, *args: str, timeout: float = 120) -> str:
         """Run ``rabbitmqctl -n <this node> args`` and return its output."""

@@ -22,8 +22,8 @@ from celery_dlx import Settings, Topology
 from celery_dlx.metrics.counters import metrics_prefix
 from celery_dlx.testing.worker import WorkerProcess, queue_counts, wait_for_arrivals
 
-from ..support import ROOT, missing, reachable
-from .dlx_app import BROKER_URL, REDIS_URL, make_app
+from ..support import BROKER_URL, ROOT, address, missing, reachable
+from .dlx_app import REDIS_URL, make_app
 
 
 def require(service: str, host: str, port: int) -> None:
@@ -33,7 +33,7 @@ def require(service: str, host: str, port: int) -> None:
 
 @pytest.fixture(scope="session")
 def services() -> None:
-    require("RabbitMQ", "127.0.0.1", 5672)
+    require("RabbitMQ", *address(BROKER_URL, 5672))
     require("Redis", "127.0.0.1", 6379)
 
 

@@ -24,9 +24,9 @@ from celery_dlx import DLXTask, delayed_retry
 from celery_dlx.ops.bootstep import install
 from celery_dlx.testing.worker import record_arrival
 
+from ..support import BROKER_URL
 from . import retry_options_app
 
-BROKER_URL = os.environ.get("DLX_TEST_BROKER", "amqp://guest:guest@127.0.0.1:5672//")
 REDIS_URL = os.environ.get("DLX_TEST_REDIS", "redis://127.0.0.1:6379/0")
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from ..support import BROKER_URL, address
 from .conftest import require
 
 pytestmark = pytest.mark.integration
@@ -25,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_quick_benchmark_runs_end_to_end(tmp_path: Path) -> None:
-    require("RabbitMQ", "127.0.0.1", 5672)
+    require("RabbitMQ", *address(BROKER_URL, 5672))
     require("Redis", "127.0.0.1", 6379)
     pytest.importorskip("matplotlib")
     pytest.importorskip("psutil")
@@ -37,7 +38,8 @@ def test_quick_benchmark_runs_end_to_end(tmp_path: Path) -> None:
     command = [sys.executable, "-m", "benchmarks.run", "--quick", "--out", str(tmp_path)]
     if skip:
         command += ["--skip", ",".join(skip)]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    env = {**os.environ, "DLX_BENCH_BROKER": BROKER_URL}
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr[-4000:]
 
     table = (tmp_path / "benchmark.md").read_text()

@@ -22,7 +22,7 @@ import redis
 from celery_dlx.parking.lot import BATCH
 from celery_dlx.testing.worker import WorkerProcess, queue_counts, wait_until
 
-from ..support import ROOT, rabbitmqctl
+from ..support import MANAGEMENT_URL, ROOT, rabbitmqctl
 from .conftest import DLXEnv
 from .dlx_app import BROKER_URL
 
@@ -35,7 +35,7 @@ def dlx(env: DLXEnv, *args: str, extra_env: dict[str, str] | None = None, timeou
     """Run ``celery -A tests.integration.dlx_app:app dlx <args>`` for ``env``'s deployment."""
     return subprocess.run(
         [sys.executable, "-m", "celery", "-A", APP, "dlx", *args],
-        env={**os.environ, **env.env, **(extra_env or {})},
+        env={**os.environ, "CELERY_DLX_MANAGEMENT_URL": MANAGEMENT_URL, **env.env, **(extra_env or {})},
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -305,7 +305,7 @@ def test_bad_usage_exits_2_with_a_clear_message(make_env: Callable[..., DLXEnv],
 
 def test_an_unreachable_broker_exits_3(make_env: Callable[..., DLXEnv]) -> None:
     env = make_env(worker=False)
-    result = dlx(env, "status", extra_env={"DLX_TEST_BROKER": "amqp://guest:guest@127.0.0.1:1//"})
+    result = dlx(env, "status", extra_env={"DLX_TEST_BROKER_URL": "amqp://guest:guest@127.0.0.1:1//"})
     assert result.returncode == 3
     assert "cannot reach the broker" in result.stderr
 
@@ -327,7 +327,8 @@ def test_a_worker_with_the_bootstep_refuses_to_start_on_drift(
     drift(observer, name, 5)
     log = tmp_path / "worker.log"
     worker = WorkerProcess(
-        APP, declared.queues, BROKER_URL, env={**declared.env, "DLX_TEST_BOOTSTEP": mode}, cwd=ROOT, logfile=log
+        APP, declared.queues, BROKER_URL, cwd=ROOT, logfile=log,
+        env={**declared.env, "DLX_TEST_BOOTSTEP": mode, "CELERY_DLX_MANAGEMENT_URL": MANAGEMENT_URL},
     )
     with pytest.raises(RuntimeError, match="exited with code 1"):
         worker.start(timeout=60)

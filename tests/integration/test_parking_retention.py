@@ -17,7 +17,7 @@ from kombu import Connection
 from celery_dlx.errors import TopologyMismatch
 from celery_dlx.testing.worker import WorkerProcess, queue_counts, wait_until
 
-from ..support import ROOT, rabbitmqctl
+from ..support import MANAGEMENT_URL, ROOT, address, rabbitmqctl
 from .conftest import DLXEnv, require
 from .dlx_app import BROKER_URL
 from .test_cli import dlx, drain_ids, park_directly
@@ -138,7 +138,7 @@ def test_verify_reports_a_lot_with_other_limits_and_says_how_to_fix_it(
     make_env: Callable[..., DLXEnv], observer: pika.BlockingConnection, how: str
 ) -> None:
     if how == "management":
-        require("RabbitMQ management API", "127.0.0.1", 15672)  # skips locally, fails under CI
+        require("RabbitMQ management API", *address(MANAGEMENT_URL, 15672))  # skips locally, fails under CI
     env = make_env(worker=False, parking={"max_messages": "1000", "max_age": "3600"})
     assert dlx(env, "declare").returncode == 0
     lot = env.topology.parking_queue.name

@@ -9,6 +9,7 @@ behind on the broker or in Redis.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -30,7 +31,7 @@ def test_short_demo_syncs_every_follower_exactly_once_and_cleans_up(
     chart = tmp_path / "chart.png"
     run = subprocess.run(
         [sys.executable, "-m", "examples.social_sync", "--short", "--chart", str(chart)],
-        cwd=ROOT, capture_output=True, text=True, timeout=180,
+        cwd=ROOT, capture_output=True, text=True, timeout=180, env={**os.environ, "SOCIAL_SYNC_BROKER": BROKER_URL},
     )  # fmt: skip
     output = run.stdout + run.stderr
     assert run.returncode == 0, output

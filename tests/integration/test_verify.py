@@ -6,10 +6,9 @@ rabbitmqctl, so neither depends on celery_dlx or kombu.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Callable, Iterator
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import pika
 import pytest
@@ -18,20 +17,17 @@ from kombu import Connection, Queue
 from celery_dlx.broker.topology import destination_binding_arguments
 from celery_dlx.ops.verify import Difference, Entity, Report, verify
 
-from ..support import rabbitmqctl
+from ..support import MANAGEMENT_URL, address, rabbitmqctl
 from .conftest import DLXEnv, require
 from .dlx_app import BROKER_URL
 
 pytestmark = pytest.mark.integration
 
-MANAGEMENT_URL = os.environ.get("DLX_TEST_MANAGEMENT", "http://127.0.0.1:15672")
-
 
 @pytest.fixture
 def management() -> str:
     """The management API's URL, required like the other services (skip locally, fail in CI)."""
-    parts = urlsplit(MANAGEMENT_URL)
-    require("RabbitMQ management API", parts.hostname or "127.0.0.1", parts.port or 15672)
+    require("RabbitMQ management API", *address(MANAGEMENT_URL, 15672))
     return MANAGEMENT_URL
 
 

@@ -84,9 +84,11 @@ def listing() -> dict[str, Any]:
     return copy.deepcopy(LISTING)
 
 
-def check(broker: dict[str, Any], topo: Topology | None = None, destinations: Sequence[Queue] = (WORK,)) -> Report:
+def check(
+    broker: dict[str, Any], topo: Topology | None = None, destinations: Sequence[Queue] = (WORK,), strict: bool = False
+) -> Report:
     topo = topo or topology()
-    return diff(expected(topo, destinations), BrokerState.from_api(**broker), topo.owns)
+    return diff(expected(topo, destinations), BrokerState.from_api(**broker), topo.owns, strict=strict)
 
 
 def find(broker: dict[str, Any], kind: str, name: str) -> dict[str, Any]:
@@ -190,20 +192,34 @@ def test_binding_drift_missing_extra_and_changed_arguments() -> None:
         binding("amq.topic", "p.parking", "#"),
         binding("amq.topic", "another.app", "#"),
     ]
-    report = check(broker)
-    assert report.missing == [Entity("binding", "p.deliver -> queue p.work key '' arguments {'dlx_queue': 'p.work', 'x-match': 'all'}")]
-    assert [str(e) for e in report.extra] == [
+    strict = check(broker, strict=True)
+    assert strict.missing == [Entity("binding", "p.deliver -> queue p.work key '' arguments {'dlx_queue': 'p.work', 'x-match': 'all'}")]
+    assert [str(e) for e in strict.extra] == [
         "binding amq.topic -> queue p.parking key '#'",
         "binding p.deliver -> queue p.gone key '' arguments {'dlx_queue': 'p.gone', 'x-match': 'all'}",
         "binding p.deliver -> queue p.work key '' arguments {'dlx_queue': 'p.elsewhere', 'x-match': 'all'}",
     ]
-
-
-def test_without_destinations_every_deliver_binding_is_extra() -> None:
-    report = check(listing(), destinations=[])
+    assert strict.foreign == []
+    # By default p.gone, a queue neither celery_dlx's nor the app's, is another app's: foreign.
+    report = check(broker)
+    assert report.missing == strict.missing
     assert [str(e) for e in report.extra] == [
-        "binding p.deliver -> queue p.work key '' arguments {'dlx_queue': 'p.work', 'x-match': 'all'}"
+        "binding amq.topic -> queue p.parking key '#'",
+        "binding p.deliver -> queue p.work key '' arguments {'dlx_queue': 'p.elsewhere', 'x-match': 'all'}",
     ]
+    assert [str(e) for e in report.foreign] == [
+        "binding p.deliver -> queue p.gone key '' arguments {'dlx_queue': 'p.gone', 'x-match': 'all'}"
+    ]
+
+
+def test_without_destinations_every_deliver_binding_is_extra_when_strict_else_foreign() -> None:
+    work_binding = "binding p.deliver -> queue p.work key '' arguments {'dlx_queue': 'p.work', 'x-match': 'all'}"
+    strict = check(listing(), destinations=[], strict=True)
+    assert [str(e) for e in strict.extra] == [work_binding] and strict.drift
+    report = check(listing(), destinations=[])
+    assert report.extra == [] and [str(e) for e in report.foreign] == [work_binding] and not report.drift
+    assert report.lines()[0] == f"= foreign {work_binding} (a queue this app does not list; not drift, --strict counts it)"
+    assert report.as_dict()["foreign"] == [{"kind": "binding", "name": work_binding[len("binding "):]}]
 
 
 def test_report_as_dict_is_json() -> None:
