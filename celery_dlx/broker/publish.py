@@ -131,11 +131,13 @@ class RetryPublisher:
             )
             connection.ensure_connection(max_retries=3, interval_start=0.2, interval_step=0.5, interval_max=2)
             self._connection = connection
-            if self.settings.auto_declare and not self._declared:
+            declare = self.settings.auto_declare and not self._declared
+            if declare:
                 # A lot declared before dlx_parking_max_* existed is logged, not fatal: see declare.
                 self.topology.declare(connection, retention_drift="warn")
-                logger.info("celery_dlx: topology %s declared for the retries of process %d", self.topology.prefix, os.getpid())
                 self._mismatch = None
+            how = "declared the topology" if declare else "the worker declared the topology" if self._declared else "no declare"
+            logger.info("celery_dlx: process %d opened its retry connection (%s)", os.getpid(), how)
             self._producer = DelayProducer(connection, auto_declare=False, on_return=self._on_return)  # type: ignore[no-untyped-call]
         if destination not in self._bound:
             self._bind(destination)
