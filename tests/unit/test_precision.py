@@ -97,3 +97,17 @@ def test_precision_is_read_from_the_app_configuration() -> None:
 def test_bad_precision_is_refused(bad: object) -> None:
     with pytest.raises(ConfigurationError, match="dlx_precision"):
         Settings.from_conf({"dlx_precision": bad})
+
+
+def test_default_keeps_the_delay_mixes_of_issue_23_under_4_hops_and_two_under_native() -> None:
+    """The goal the default was chosen for, on 5 000 delays of each mix (benchmarks/hops.py: 50 000)."""
+    from benchmarks.hops import MIXES, delays, native_hops
+
+    levels = DelayLevels()
+    below_native = 0
+    for mix in MIXES:
+        sample = delays(mix, 5000)
+        hops = sum(levels.plan(d).hops for d in sample) / len(sample)
+        assert hops <= 4, mix
+        below_native += hops <= sum(native_hops(d) for d in sample) / len(sample)
+    assert below_native >= 2
