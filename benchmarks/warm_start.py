@@ -36,7 +36,7 @@ from .probe_app import BROKER_URL, REDIS_URL, make_app
 
 
 def one_run(queue_type: str, retries: int, rate: float, seed: int) -> list[float]:
-    """Lateness in ms of the first ``retries`` retries of a fresh worker."""
+    """Lateness in ms of the first ``retries`` retries of a fresh worker, in publishing order."""
     prefix = f"dlxwarm.{uuid.uuid4().hex[:6]}"
     app = make_app(prefix, queue_type)
     store = redis.Redis.from_url(REDIS_URL)
@@ -51,7 +51,11 @@ def one_run(queue_type: str, retries: int, rate: float, seed: int) -> list[float
                     task.apply_async((key, rng.uniform(0.1, 5.0)), producer=producer)
                     time.sleep(1 / rate)
             arrivals = wait_for_arrivals(store, key, 2 * retries, timeout=120)
-        return [(a["t"] - a["due"]) * 1000 for a in arrivals if a["retries"] == 1]
+        # In the order the retries were published (their first delivery's order): the first ones
+        # are those a cold process would have published while declaring.
+        first_seen = {a["id"]: a["t"] for a in arrivals if a["retries"] == 0}
+        retried = sorted((a for a in arrivals if a["retries"] == 1), key=lambda a: first_seen.get(a["id"], a["t"]))
+        return [(a["t"] - a["due"]) * 1000 for a in retried]
     finally:
         store.delete(key)
         with Connection(BROKER_URL) as conn:
@@ -70,12 +74,12 @@ def main() -> None:
     parser.add_argument("--queue-type", default="classic")
     parser.add_argument("--label", default="this checkout")
     args = parser.parse_args()
-    print("| code | run | retries | lateness p50 | p99 | max | early |\n|---|---|---|---|---|---|---|")
+    print("| code | run | retries | lateness p50 | p99 | max | max of the first 10 | early |\n|---|---|---|---|---|---|---|---|")
     for run in range(1, args.runs + 1):
         late = one_run(args.queue_type, args.retries, args.rate, seed=args.seed + run - 1)
         print(
             f"| {args.label} | {run} | {len(late)} | {percentile(late, 0.5):.1f} ms | {percentile(late, 0.99):.1f} ms "
-            f"| {max(late):.1f} ms | {sum(x < 0 for x in late)} |",
+            f"| {max(late):.1f} ms | {max(late[:10]):.1f} ms | {sum(x < 0 for x in late)} |",
             flush=True,
         )
 

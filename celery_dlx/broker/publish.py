@@ -119,8 +119,10 @@ class RetryPublisher:
             self._declared = declared
             try:
                 for destination in destinations:
-                    with self.producer(destination):
-                        pass
+                    with self.producer(destination) as producer:
+                        # kombu opens the producer's channel (and its confirm mode) at the first
+                        # publish: two more round trips that belong here, not in a retry.
+                        _ = producer.channel
             finally:
                 self._declared = False
 

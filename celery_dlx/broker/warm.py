@@ -17,6 +17,7 @@ again, as before: trust in the worker's declaration covers only the first connec
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Iterable
 from typing import Any
@@ -55,9 +56,17 @@ def declared_by_worker(app: Celery) -> None:
 
 
 def warm_pool_processes(app: Celery) -> None:
-    """Warm each prefork pool process of ``app`` as it starts (``worker_process_init``)."""
+    """Warm each prefork pool process of ``app`` as it starts (``worker_process_init``).
+
+    The solo pool sends the signal too, in the worker process itself and before the bootstep
+    has declared the topology; that process is the bootstep's to warm, so the signal is ignored
+    in the process that installed this (a prefork child is a fork of it, with a pid of its own).
+    """
+    installer = os.getpid()
 
     def on_process_init(**_: Any) -> None:
+        if os.getpid() == installer:
+            return
         # A worker_process_init handler must return within 4 s or the pool takes the process for
         # dead and replaces it: a slow broker must not turn into restarting children.  The
         # publisher's lock makes a retry that comes meanwhile wait for this connection.
