@@ -147,7 +147,7 @@ class RetryPublisher:
 
     def _bind(self, destination: str) -> None:
         assert self._connection is not None
-        if self._declared:
+        if self._declared:  # the worker's bootstep declared and bound every queue of the app
             pass
         elif self.settings.auto_declare:
             self.topology.declare_destinations(self._connection, [self.app.amqp.queues[destination]])
