@@ -1,6 +1,7 @@
 """The Celery app the benchmarks run in a real worker, configured by environment variables.
 
-DLX_BENCH_PREFIX (required), DLX_BENCH_QUEUE_TYPE (classic | quorum delay queues).
+DLX_BENCH_PREFIX (required), DLX_BENCH_QUEUE_TYPE (classic | quorum delay queues),
+DLX_BENCH_BOOTSTEP (``1``: the worker runs celery_dlx's bootstep, ``install(app)``).
 """
 
 from __future__ import annotations
@@ -34,6 +35,10 @@ def make_app(prefix: str, queue_type: str) -> Celery:
         if self.request.retries == 0:
             raise self.retry(countdown=delay)
 
+    if os.environ.get("DLX_BENCH_BOOTSTEP") == "1":
+        from celery_dlx.ops.bootstep import install
+
+        install(app)
     return app
 
 

@@ -15,6 +15,7 @@ if TYPE_CHECKING:  # the names for type checkers, one line a module (isort would
     from .breaker import Breaker, BreakerOpen
     from .broker.plan import DelayLevels, Route
     from .broker.topology import Topology
+    from .broker.warm import warm_up
     from .errors import CeleryDLXError, ConfigurationError, RetryPublishError, TopologyMismatch
     from .networks import AuthInvalid, CallDeferred, CallFailed, FacebookTask, GitHubTask, HTTPTask, InstagramTask, LinkedInTask, MastodonTask, RedditTask, TwitterTask, VerdictError
     from .pagination import Guards, Halt, Page, PageLedger, PageTask, cursor_pages, offset_pages, window_pages
@@ -29,6 +30,7 @@ _MODULES = {
     ".breaker": "Breaker BreakerOpen",
     ".broker.plan": "DelayLevels Route",
     ".broker.topology": "Topology",
+    ".broker.warm": "warm_up",
     ".errors": "CeleryDLXError ConfigurationError RetryPublishError TopologyMismatch",
     ".networks": "AuthInvalid CallDeferred CallFailed FacebookTask GitHubTask HTTPTask InstagramTask LinkedInTask MastodonTask RedditTask TwitterTask VerdictError",
     ".pagination": "Guards Halt Page PageLedger PageTask cursor_pages offset_pages window_pages",
@@ -47,4 +49,5 @@ __all__ = [
     "RedditTask", "RetryPublishError", "Route", "Settings", "SoftLimitReached", "SoftLimitRetry", "SoftLimitTask",
     "spawn", "start_tree", "state_of", "Topology", "TopologyMismatch", "TreeResult", "TwitterTask", "UNKNOWN",
     "UntrackableTask", "VerdictError", "window_pages",
+    "warm_up",
 ]

@@ -24,7 +24,8 @@ from celery.utils.time import maybe_make_aware
 from .backoff import WaitStrategy, wait_seconds
 from .broker.destination import retry_destination
 from .broker.headers import uncounted, user_headers
-from .broker.publish import publish_delayed, requeue_if_transient
+from .broker.publish import publish_delayed
+from .broker.requeue import requeue_if_transient
 from .errors import PublishFailed, RetryPublishError
 from .metrics import decisions
 from .parking.park import MAX_RETRIES, park

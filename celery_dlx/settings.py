@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .broker.plan import DEFAULT_LEVELS, DEFAULT_UNIT_MS, DelayLevels
+from .broker.plan import DEFAULT_LEVELS, DEFAULT_PRECISION, DEFAULT_UNIT_MS, DelayLevels
 from .errors import ConfigurationError
 
 QUEUE_TYPES = ("classic", "quorum")
@@ -34,7 +34,9 @@ class Settings:
       runs can share a broker.
     - ``queue_type`` (``dlx_queue_type``): ``classic`` or ``quorum`` for the delay and parking
       queues.  Quorum queues dead-letter at-least-once; classic ones at-most-once.
-    - ``levels`` (``dlx_unit_ms``, ``dlx_levels``): the delay ladder.
+    - ``levels`` (``dlx_unit_ms``, ``dlx_levels``, ``dlx_precision``): the delay ladder, and how
+      late relative to its delay a retry may arrive to save dead-letter hops (default 1/8; 0 is
+      exact to the unit).  ``levels.plan(delay)`` is the route of a delay.
     - ``confirm_timeout`` (``dlx_confirm_timeout``): seconds to wait for the broker to confirm a
       retry before the retry counts as failed.
     - ``auto_declare`` (``dlx_auto_declare``): declare the topology the first time a process
@@ -124,9 +126,10 @@ class Settings:
             levels = DelayLevels(
                 unit_ms=conf.get("dlx_unit_ms", DEFAULT_UNIT_MS),
                 levels=conf.get("dlx_levels", DEFAULT_LEVELS),
+                precision=conf.get("dlx_precision", DEFAULT_PRECISION),
             )
         except ValueError as exc:
-            raise ConfigurationError(f"dlx_unit_ms / dlx_levels: {exc}") from exc
+            raise ConfigurationError(f"dlx_unit_ms / dlx_levels / dlx_precision: {exc}") from exc
         return cls(
             prefix=conf.get("dlx_prefix", "celery_dlx"),
             queue_type=conf.get("dlx_queue_type", "classic"),

@@ -19,17 +19,15 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from amqp.exceptions import AMQPError, MessageNacked
 from celery import Celery, Task
 from celery.exceptions import Reject, Retry
 from kombu import Connection, Producer
-from kombu.exceptions import OperationalError
 
 from ..errors import CeleryDLXError, PublishFailed, RetryPublishError, TopologyMismatch
 from ..settings import Settings
@@ -65,8 +63,9 @@ class RetryPublisher:
 
     The topology is declared once per connection (when ``dlx_auto_declare`` is on), so a
     topology deleted at run time is re-created on the next connection instead of failing
-    forever.  After any error the connection is dropped: a confirm stream that saw an error is
-    not trusted for the next message.
+    forever; :meth:`open` does it ahead of the first retry (:mod:`celery_dlx.broker.warm`).
+    After any error the connection is dropped: a confirm stream that saw an error is not
+    trusted for the next message.
     """
 
     def __init__(self, app: Celery, settings: Settings) -> None:
@@ -80,6 +79,7 @@ class RetryPublisher:
         self._returned: list[tuple[Any, ...]] = []
         self._mismatch: tuple[float, TopologyMismatch] | None = None
         self._probe: Any = None
+        self._declared = False  # True only inside open(declared=True)
 
     @contextmanager
     def producer(self, destination: str) -> Iterator[Producer]:
@@ -111,6 +111,21 @@ class RetryPublisher:
                 self.close()
                 raise RetryPublishError(f"the broker returned the retry as unroutable: {self._returned[0][0]!r}")
 
+    def open(self, destinations: Iterable[str], *, declared: bool = False) -> None:
+        """Open the confirmed connection and bind ``destinations`` now, so the first publish
+        costs what any publish costs.  ``declared``: the worker's bootstep declared (or
+        verified) the topology and these work queues already; the connection skips doing it."""
+        with self._lock:
+            self._declared = declared
+            try:
+                for destination in destinations:
+                    with self.producer(destination) as producer:
+                        # kombu opens the producer's channel (and its confirm mode) at the first
+                        # publish: two more round trips that belong here, not in a retry.
+                        _ = producer.channel
+            finally:
+                self._declared = False
+
     def _ready_producer(self, destination: str) -> Producer:
         if self._producer is None:
             connection = self.app.connection_for_write(
@@ -118,10 +133,13 @@ class RetryPublisher:
             )
             connection.ensure_connection(max_retries=3, interval_start=0.2, interval_step=0.5, interval_max=2)
             self._connection = connection
-            if self.settings.auto_declare:
+            declare = self.settings.auto_declare and not self._declared
+            if declare:
                 # A lot declared before dlx_parking_max_* existed is logged, not fatal: see declare.
                 self.topology.declare(connection, retention_drift="warn")
                 self._mismatch = None
+            how = "declared the topology" if declare else "the worker declared the topology" if self._declared else "no declare"
+            logger.info("celery_dlx: process %d opened its retry connection (%s)", os.getpid(), how)
             self._producer = DelayProducer(connection, auto_declare=False, on_return=self._on_return)  # type: ignore[no-untyped-call]
         if destination not in self._bound:
             self._bind(destination)
@@ -129,7 +147,9 @@ class RetryPublisher:
 
     def _bind(self, destination: str) -> None:
         assert self._connection is not None
-        if self.settings.auto_declare:
+        if self._declared:  # the worker's bootstep declared and bound every queue of the app
+            pass
+        elif self.settings.auto_declare:
             self.topology.declare_destinations(self._connection, [self.app.amqp.queues[destination]])
         else:
             with self._connection.channel() as channel:
@@ -261,7 +281,8 @@ def publish_delayed(
             # Exact: 900 s at the scale written as 0.001 is 0.9 s, not 0.9000000000000001 (0.91 s).
             route = levels.plan(Fraction(delay) * Fraction(str(scale)))
         target = {"exchange": publisher.topology.entry_exchange(route).name, "routing_key": route.routing_key}
-        own = {DUE_HEADER: time.time() + delay * scale, **own}
+        # Due when the route delivers: the delay asked for, rounded up by the planner (dlx_precision).
+        own = {DUE_HEADER: time.time() + route.delay, **own}
     try:
         if delivery is not None:
             retry = republish(
@@ -370,28 +391,3 @@ def republish(
             **publish_options,
         )
 
-
-#: Publish failures that may pass (broker down, refused or unconfirmed message, topology being
-#: re-created): worth requeueing the delivery for.  Anything else (a message that cannot be
-#: serialized, a bad option) would fail again on every redelivery.
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    OperationalError,
-    AMQPError,
-    MessageNacked,
-    OSError,
-    RetryPublishError,
-)
-
-#: Pause before requeueing a delivery whose message could not be published, so a broker that
-#: keeps refusing does not turn into a hot redelivery loop.
-REQUEUE_PAUSE = 1.0
-
-
-def requeue_if_transient(task: Task, error: BaseException, cause: BaseException | None) -> None:
-    """For an ``acks_late`` task whose publish failed for a reason that may pass, give the
-    delivery back to the broker (``Reject(requeue=True)`` after :data:`REQUEUE_PAUSE`) so
-    nothing is lost; otherwise return and let the caller fail."""
-    if task.acks_late and isinstance(cause, TRANSIENT_ERRORS):
-        logger.error("%s; the delivery is requeued", error)
-        time.sleep(REQUEUE_PAUSE)
-        raise Reject(error, requeue=True) from cause

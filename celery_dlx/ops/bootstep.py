@@ -18,6 +18,10 @@ a worker that would publish into a mismatched topology never starts::
   belongs to another broker stops the worker too (its listing would be phantom drift).
 
 On drift the step logs the difference and the worker exits with status 1.
+
+It runs while the worker is built, before the pool starts its processes, so prefork children
+inherit that the topology is there; each pool process then opens its retry connection when it
+starts instead of at its first retry (:mod:`celery_dlx.broker.warm`).
 """
 
 from __future__ import annotations
@@ -26,8 +30,10 @@ import logging
 from typing import Any
 
 from celery import Celery, bootsteps
+from celery.concurrency.prefork import TaskPool as PreforkPool
 
 from ..broker.topology import Topology
+from ..broker.warm import declared_by_worker, warm_pool_processes, warm_worker_process
 from ..errors import ConfigurationError, TopologyMismatch
 from ..settings import Settings
 from .verify import ManagementMismatch, verify
@@ -45,16 +51,23 @@ def mode_of(app: Celery) -> str:
     return str(mode)
 
 
-class TopologyStep(bootsteps.StartStopStep):
-    """Declares or verifies the topology when the worker starts (before it consumes)."""
+class TopologyStep(bootsteps.Step):
+    """Declares or verifies the topology when the worker is built (before its pool starts and
+    before it consumes), then warms the worker process's retry connection unless the pool
+    forks (prefork children warm themselves: :func:`~celery_dlx.broker.warm.warm_pool_processes`)."""
 
     label = "celery_dlx topology"
 
-    def start(self, worker: Any) -> None:
+    def create(self, worker: Any) -> None:
         app = worker.app
+        if mode_of(app) != "off":
+            self._declare_or_verify(app)
+            declared_by_worker(app)
+        if not (isinstance(worker.pool_cls, type) and issubclass(worker.pool_cls, PreforkPool)):
+            warm_worker_process(app)
+
+    def _declare_or_verify(self, app: Celery) -> None:
         mode = mode_of(app)
-        if mode == "off":
-            return
         topology = Topology(Settings.from_conf(app.conf))
         queues = list(app.amqp.queues.values())
         with app.connection_for_write() as connection:
@@ -90,9 +103,10 @@ def _check(mode: str, connection: Any, topology: Topology, queues: list[Any]) ->
 
 
 def install(app: Celery) -> None:
-    """Add :class:`TopologyStep` to ``app``'s worker blueprint, and start the clock that
-    :func:`~celery_dlx.softlimit.remaining_soft_time` reads."""
+    """Add :class:`TopologyStep` to ``app``'s worker blueprint, warm each prefork pool process as
+    it starts, and start the clock that :func:`~celery_dlx.softlimit.remaining_soft_time` reads."""
     from ..softlimit.task import start_clock
 
     start_clock()
     app.steps["worker"].add(TopologyStep)
+    warm_pool_processes(app)

@@ -37,7 +37,8 @@ from celery import Task
 
 from ..broker.destination import origin_queue
 from ..broker.headers import REPLAYS_HEADER, TOKEN_REFRESHES_HEADER, uncounted, without_death
-from ..broker.publish import RetryPublisher, publish_delayed, publisher_for, requeue_if_transient
+from ..broker.publish import RetryPublisher, publish_delayed, publisher_for
+from ..broker.requeue import requeue_if_transient
 from ..broker.topology import DESTINATION_HEADER
 from ..errors import PublishFailed
 from ..metrics import decisions

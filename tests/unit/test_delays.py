@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 from celery_dlx.broker.plan import MAX_LEVELS, DelayLevels
 
 LEVELS = DelayLevels()
+#: The planner without slack: every delay rounded up to the next unit.
+EXACT = DelayLevels(precision=0)
 delays = st.floats(min_value=0, max_value=LEVELS.max_delay, allow_nan=False, allow_infinity=False)
 
 
@@ -25,9 +27,9 @@ def test_defaults_cover_30_days_at_10_ms_with_at_most_40_queues() -> None:
 
 @given(delays)
 def test_planned_delay_is_never_short_and_less_than_one_unit_long(delay: float) -> None:
-    route = LEVELS.plan(delay)
+    route = EXACT.plan(delay)
     planned = Fraction(route.delay_ms, 1000)
-    assert Fraction(delay) <= planned < Fraction(delay) + Fraction(LEVELS.unit_ms, 1000)
+    assert Fraction(delay) <= planned < Fraction(delay) + Fraction(EXACT.unit_ms, 1000)
 
 
 @given(delays)
@@ -64,9 +66,9 @@ def _topic_match(pattern: str, key: str) -> bool:
 
 
 def test_exact_decimal_delays_do_not_round_up_a_unit() -> None:
-    assert LEVELS.plan(0.3).delay_ms == 300
-    assert LEVELS.plan(2.5).delay_ms == 2500
-    assert LEVELS.plan(0.301).delay_ms == 310
+    assert EXACT.plan(0.3).delay_ms == 300
+    assert EXACT.plan(2.5).delay_ms == 2500
+    assert EXACT.plan(0.301).delay_ms == 310
 
 
 def test_zero_delay_goes_nowhere_but_the_destination() -> None:

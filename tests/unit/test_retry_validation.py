@@ -11,7 +11,7 @@ from celery.exceptions import Reject
 
 from celery_dlx import ConfigurationError, DLXTask, RetryPublishError
 from celery_dlx.broker import headers as republish_module
-from celery_dlx.broker import publish as publish_module
+from celery_dlx.broker import requeue as requeue_module
 
 #: Celery-facing: runs on every supported Celery minor (nox -s compat).
 pytestmark = pytest.mark.compat
@@ -68,7 +68,7 @@ def test_an_exhausted_task_that_cannot_be_parked_still_fails_with_its_exception(
 def test_an_acks_late_task_that_cannot_be_parked_is_requeued_not_lost(
     task: DLXTask, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(publish_module, "REQUEUE_PAUSE", 0)
+    monkeypatch.setattr(requeue_module, "REQUEUE_PAUSE", 0)
     task.acks_late = True
     task.request.retries = 3
     with pytest.raises(Reject) as rejected:
@@ -82,7 +82,7 @@ def test_unreachable_broker_fails_loudly(task: DLXTask) -> None:
 
 
 def test_unreachable_broker_requeues_an_acks_late_delivery(task: DLXTask, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(publish_module, "REQUEUE_PAUSE", 0)
+    monkeypatch.setattr(requeue_module, "REQUEUE_PAUSE", 0)
     task.acks_late = True
     with pytest.raises(Reject) as rejected:
         task.delayed_retry(countdown=1)
