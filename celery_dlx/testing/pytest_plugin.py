@@ -17,7 +17,8 @@ your Celery app::
 ``dlx_worker`` gives the test session its own RabbitMQ virtual host (deleted afterwards), gives
 each test its own delay topology (a unique ``dlx_prefix``), sets ``dlx_time_scale`` (ini option,
 default 0.001: a 15-minute retry takes 0.9 s) with ``CELERY_DLX_TEST_MODE=1`` so it is allowed,
-and runs a worker for the app in a thread.  Creating a virtual host needs ``rabbitmqctl`` on the
+plans delays exactly (``dlx_precision=0`` unless the app sets it: a history shows the scaled delay
+itself, not one rounded up by up to 1/8), and runs a worker for the app in a thread.  Creating a virtual host needs ``rabbitmqctl`` on the
 machine, or ``DLX_RABBITMQCTL`` set to a command that runs it (e.g. in a container).
 ``DLX_TEST_BROKER_URL`` (optional) replaces the app's broker URL for the tests: its virtual host
 is swapped for the session's.
@@ -148,7 +149,7 @@ def dlx_worker(
     """Run ``dlx_app`` in a worker thread on the session's virtual host, delays time-scaled."""
     app = dlx_app
     monkeypatch.setenv(TEST_MODE_ENV, "1")
-    saved = {key: app.conf.get(key) for key in ("broker_url", "dlx_prefix", "dlx_time_scale")}
+    saved = {key: app.conf.get(key) for key in ("broker_url", "dlx_prefix", "dlx_time_scale", "dlx_precision")}
     base_url = os.environ.get(BROKER_ENV) or app.conf.broker_url or "amqp://"
     broker_url = Connection(base_url).clone(virtual_host=dlx_vhost).as_uri(include_password=True)
     app.close()  # drop pooled connections to the app's own broker
@@ -156,6 +157,7 @@ def dlx_worker(
         broker_url=broker_url,
         dlx_prefix=f"dlxt.{uuid.uuid4().hex[:8]}",
         dlx_time_scale=float(pytestconfig.getini("dlx_time_scale")),
+        dlx_precision=0 if saved["dlx_precision"] is None else saved["dlx_precision"],
     )
     run = DLXTestRun(app, Topology(Settings.from_conf(app.conf)), broker_url)
     retry_published.connect(run.record, weak=False)
