@@ -177,7 +177,22 @@ def report(outcomes: list[Outcome], args: argparse.Namespace, command: str) -> s
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
+def run_all(args: argparse.Namespace) -> list[Outcome]:
+    """``args.runs`` runs in a virtual host of their own, removed afterwards with all the rest."""
+    rate = Rate.parse(args.rate)
+    store = redis.Redis.from_url(REDIS_URL)
+    cleanup = Cleanup()
+    shared = harness.VHOST
+    try:
+        vhost = harness.VHOST = create_vhost()
+        cleanup.push("vhost", lambda: rabbitmqctl("delete_vhost", vhost))
+        return [one_run(store, cleanup, args, rate) for _ in range(args.runs)]
+    finally:
+        cleanup.run_all()
+        harness.VHOST = shared
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--rate", default="50/second", help="the limit, e.g. 50/second or 900/15 minutes")
@@ -187,18 +202,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=180.0, help="seconds from the first send")
     parser.add_argument("--out", type=Path, default=RESULTS / "ratelimit_herd.md")
     parser.add_argument("--append", action="store_true", help="add this run's section to --out")
-    args = parser.parse_args(argv)
-    rate = Rate.parse(args.rate)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     command = "python -m benchmarks.ratelimit_herd " + " ".join(sys.argv[1:] if argv is None else argv)
-    store = redis.Redis.from_url(REDIS_URL)
-    cleanup = Cleanup()
-    try:
-        harness.VHOST = create_vhost()
-        cleanup.push("vhost", lambda: rabbitmqctl("delete_vhost", harness.VHOST))
-        outcomes = [one_run(store, cleanup, args, rate) for _ in range(args.runs)]
-    finally:
-        cleanup.run_all()
-    text = report(outcomes, args, command.strip())
+    text = report(run_all(args), args, command.strip())
     print(text)
     head = "" if args.append else "# Rate-limit herd: N calls at once against a tight limit\n\n"
     with args.out.open("a" if args.append else "w") as out:
