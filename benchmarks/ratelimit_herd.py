@@ -3,7 +3,7 @@
 Run (RabbitMQ and Redis on 127.0.0.1, rabbitmqctl on PATH or DLX_RABBITMQCTL set)::
 
     python -m benchmarks.ratelimit_herd [--calls 2000] [--rate 50/second] [--runs 1]
-        [--concurrency 4] [--queue-kind classic|quorum] [--timeout 180] [--out FILE [--append]]
+        [--concurrency 4] [--queue-kind classic|quorum] [--timeout 180] [--out FILE [--append]] [--label TEXT]
 
 Each run starts a fresh prefork worker (:mod:`benchmarks.bench_app` with ``DLX_BENCH_RL_RATE``:
 the task ``bench.limited`` calls :func:`~celery_dlx.ratelimit.acquire_or_retry` under one limit
@@ -37,6 +37,7 @@ import argparse
 import bisect
 import json
 import os
+import shlex
 import sys
 import time
 from collections import Counter
@@ -164,7 +165,7 @@ def row(n: int, o: Outcome, limit: int) -> str:
 def report(outcomes: list[Outcome], args: argparse.Namespace, command: str) -> str:
     rate = Rate.parse(args.rate)
     lines = [
-        f"## `{command}`\n",
+        f"## {args.label + ': ' if args.label else ''}`{command}`\n",
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, RabbitMQ {rabbitmqctl('version').strip()}, "
         f"{os.cpu_count()} cores; limit {rate} on the work queue, prefork -c {args.concurrency}, "
         f"{args.queue_kind} delay queues, timeout {args.timeout:.0f} s.\n",
@@ -202,12 +203,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=180.0, help="seconds from the first send")
     parser.add_argument("--out", type=Path, default=RESULTS / "ratelimit_herd.md")
     parser.add_argument("--append", action="store_true", help="add this run's section to --out")
+    parser.add_argument("--label", default="", help="heads the section, e.g. 'before' or 'after'")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    command = "python -m benchmarks.ratelimit_herd " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = "python -m benchmarks.ratelimit_herd " + shlex.join(sys.argv[1:] if argv is None else argv)
     text = report(run_all(args), args, command.strip())
     print(text)
     head = "" if args.append else "# Rate-limit herd: N calls at once against a tight limit\n\n"
