@@ -25,11 +25,14 @@ def test_max_in_window_counts_a_half_open_period() -> None:
     assert max_in_window([3.0, 0.1, 0.2, 2.0, 2.5, 2.9], 1.0) == 3
 
 
-def test_small_herd_end_to_end() -> None:
+def test_small_herd_end_to_end(monkeypatch: pytest.MonkeyPatch) -> None:
     require("RabbitMQ", *address(BROKER_URL, 5672))
     require("Redis", "127.0.0.1", 6379)
     pytest.importorskip("psutil")
+    from benchmarks import harness
     from benchmarks.ratelimit_herd import parse_args, run_all
+
+    monkeypatch.setattr(harness, "BROKER_URL", BROKER_URL)  # the tests' broker (DLX_RABBITMQCTL names its rabbitmqctl)
 
     [outcome] = run_all(parse_args(["--calls", "60", "--rate", "20/second", "--concurrency", "2", "--timeout", "60"]))
 
