@@ -117,15 +117,11 @@ def one_run(store: redis.Redis, cleanup: Cleanup, args: argparse.Namespace, rate
             for _ in range(args.calls):
                 task.apply_async((key,), producer=producer)
         sent = time.time()
-        while store.llen(f"{key}:admitted") < args.calls and time.time() - t0 < args.timeout:
-            print(f"\r{store.llen(f'{key}:admitted')}/{args.calls} admitted, {time.time() - t0:.0f} s", end="", file=sys.stderr)
-            time.sleep(0.5)
-        end = time.time()
+        end = wait_admitted(store, key, args.calls, t0 + args.timeout)
         admissions = [json.loads(x) for x in store.lrange(f"{key}:admitted", 0, -1)]
         time.sleep(FLUSH_WAIT)
         after = global_counters()
         tries = Counter(json.loads(x)["id"] for x in store.lrange(f"{key}:tries", 0, -1))
-        print(file=sys.stderr)
         return Outcome(
             calls=args.calls,
             admitted=len(admissions),
@@ -140,6 +136,16 @@ def one_run(store: redis.Redis, cleanup: Cleanup, args: argparse.Namespace, rate
             max_window_limiter=max_in_window([a["at_us"] / 1e6 for a in admissions], rate.period),
             load=(load0, os.getloadavg()[0]),
         )
+
+
+def wait_admitted(store: redis.Redis, key: str, calls: int, deadline: float) -> float:
+    """Wait until ``calls`` admissions are recorded or ``deadline`` (UNIX time); when it stopped."""
+    start = time.time()
+    while (admitted := store.llen(f"{key}:admitted")) < calls and time.time() < deadline:
+        print(f"\r{admitted}/{calls} admitted, {time.time() - start:.0f} s", end="", file=sys.stderr)
+        time.sleep(0.5)
+    print(file=sys.stderr)
+    return time.time()
 
 
 def delete_keys(store: redis.Redis, *patterns: str) -> None:
@@ -157,7 +163,7 @@ def row(n: int, o: Outcome, limit: int) -> str:
         f"| {n} | {o.calls:,} | {o.send_seconds:.1f} s | {done} | {o.ideal:.0f} s | {o.seconds / o.ideal:.2f}× "
         f"| {o.deferrals_counted:,} ({o.deferrals_seen:,}) | {o.deferrals_counted / o.calls:.2f} "
         f"| {percentile(o.per_call, 0.5):.0f} / {percentile(o.per_call, 0.9):.0f} / {max(o.per_call, default=0)} "
-        f"| {received:,} (+{received - own:,}) | {confirm_mode:,} / {confirmed:,} | {hops:,} "
+        f"| {received:,} ({received - own:+,}) | {confirm_mode:,} / {confirmed:,} | {hops:,} "
         f"| {o.max_window_body} / {o.max_window_limiter} of {limit} | {o.load[0]:.1f} → {o.load[1]:.1f} |"
     )
 
