@@ -13,7 +13,10 @@ the same app:
   confirms its retries);
 - ``DLX_BENCH_METRICS=1``: celery_dlx records its counters (:mod:`celery_dlx.metrics`) in
   ``DLX_BENCH_REDIS``; otherwise the app has no Redis and records none;
-- ``DLX_BENCH_BROKER`` / ``DLX_BENCH_REDIS``: service URLs.
+- ``DLX_BENCH_BROKER`` / ``DLX_BENCH_REDIS``: service URLs;
+- ``DLX_BENCH_RL_RATE`` (e.g. ``50/second``, celery_dlx contenders only): adds ``bench.limited``,
+  a task that :func:`~celery_dlx.ratelimit.acquire_or_retry` s one limit per work queue (Redis
+  keys under ``<prefix>:rl``) before it runs (:mod:`benchmarks.ratelimit_herd`).
 
 Every contender runs the same task code; only the task base class and the queue setup differ.
 The intended due time of a retry is computed by the task itself, the same way for everyone
@@ -32,6 +35,8 @@ from celery import Celery, Task
 from kombu import Exchange, Queue
 
 from celery_dlx import DLXTask
+from celery_dlx.ratelimit import Limit, Limiter, RedisStorage, acquire_or_retry
+from celery_dlx.testing.worker import record_arrival
 
 BROKER_URL = os.environ.get("DLX_BENCH_BROKER", "amqp://guest:guest@127.0.0.1:5672//")
 REDIS_URL = os.environ.get("DLX_BENCH_REDIS", "redis://127.0.0.1:6379/0")
@@ -90,7 +95,26 @@ def make_app(env: Mapping[str, str]) -> Celery:
     def noop(key: str) -> None:
         store.incr(f"{key}:done")
 
+    if "DLX_BENCH_RL_RATE" in env:
+        storage = RedisStorage.from_url(env.get("DLX_BENCH_REDIS", REDIS_URL))
+        limit = Limit("herd", env["DLX_BENCH_RL_RATE"], by=("queue",))
+        add_limited_task(app, store, Limiter(storage, [limit], prefix=f"{prefix}:rl"))
     return app
+
+
+def add_limited_task(app: Celery, store: redis.Redis, limiter: Limiter) -> None:
+    """``bench.limited``: every delivery recorded in ``<key>:tries`` (:func:`record_arrival`),
+    then admitted by ``limiter`` (and its admission recorded in ``<key>:admitted``) or deferred.
+
+    The admission records the task body's own clock and the limiter's (storage time), so a
+    window that admitted more than the limit shows whichever clock is read.
+    ``max_retries=0``: a deferral that counted as a retry would fail the task at once.
+    """
+    @app.task(bind=True, base=DLXTask, name="bench.limited", shared=False, max_retries=0)
+    def limited(self: DLXTask, key: str) -> None:
+        record_arrival(store, f"{key}:tries", self.request)
+        decision = acquire_or_retry(self, limiter)
+        store.rpush(f"{key}:admitted", json.dumps({"t": time.time(), "at_us": decision.at_us}))
 
 
 app = make_app(os.environ) if "DLX_BENCH_CONTENDER" in os.environ else None

@@ -4,7 +4,7 @@ Run (Redis on 127.0.0.1:6379, the ``bench`` extra installed)::
 
     python -m benchmarks.ratelimit_bench [--redis redis://127.0.0.1:6379/0] [--calls 20000] [--runs 3]
 
-Prints a markdown table and writes it to benchmarks/results/ratelimit.md.
+Prints a markdown table and writes it to ``--out`` (default benchmarks/results/ratelimit.md).
 
 What is compared, and how it is kept fair:
 
@@ -31,6 +31,7 @@ What is compared, and how it is kept fair:
 
 Each figure is the median of ``--runs`` runs of ``--calls`` decisions; within a run the
 libraries take turns every 500 decisions, so a machine busy for a moment slows both alike.
+The ratio column is the median of the runs' own ratios, with their range.
 """
 
 from __future__ import annotations
@@ -61,11 +62,11 @@ BATCH = 100
 BLOCK = 500
 
 
-def per_second(runners: list[Callable[[int, int], None]], calls: int, runs: int) -> list[float]:
-    """Median decisions per second of each runner over ``runs`` runs of ``calls`` decisions.
+def per_second(runners: list[Callable[[int, int], None]], calls: int, runs: int) -> list[list[float]]:
+    """Decisions per second of each runner in each of ``runs`` runs of ``calls`` decisions.
 
     The runners take turns in blocks of :data:`BLOCK` decisions, so a machine that is busy
-    for a moment slows every runner alike.
+    for a moment slows every runner alike, and each run's ratio of two runners is a fair one.
     """
     rates: list[list[float]] = [[] for _ in runners]
     for _ in range(runs):
@@ -77,7 +78,13 @@ def per_second(runners: list[Callable[[int, int], None]], calls: int, runs: int)
                 spent[n] += time.perf_counter() - start
         for measured, seconds in zip(rates, spent):
             measured.append(calls / seconds)
-    return [statistics.median(measured) for measured in rates]
+    return rates
+
+
+def ratio(ours: list[float], theirs: list[float]) -> str:
+    """The median of the runs' ratios, and their range."""
+    ratios = [a / b for a, b in zip(ours, theirs)]
+    return f"{statistics.median(ratios):.2f}x ({min(ratios):.2f}–{max(ratios):.2f})"
 
 
 class Ours:
@@ -179,6 +186,7 @@ def main() -> None:
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--calls", type=int, default=20000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=RESULTS / "ratelimit.md")
     args = parser.parse_args()
     if args.calls < BLOCK or args.calls % BLOCK:
         parser.error(f"--calls must be a multiple of {BLOCK}")
@@ -187,16 +195,17 @@ def main() -> None:
     ours = Ours(args.redis, f"{prefix}:ours")
     moving = Theirs(args.redis, f"{prefix}:moving", MovingWindowRateLimiter)
     counter = Theirs(args.redis, f"{prefix}:counter", SlidingWindowCounterRateLimiter)
-    [ceiling] = per_second([RoundTrip(args.redis).admitted], args.calls, args.runs)
+    [ceiling] = map(statistics.median, per_second([RoundTrip(args.redis).admitted], args.calls, args.runs))
     rows = [
-        "| scenario | celery_dlx (decisions/s) | limits moving window | limits sliding window counter | celery_dlx / moving window |",
+        "| scenario | celery_dlx (decisions/s) | limits moving window | limits sliding window counter | celery_dlx / moving window (range of the runs) |",
         "|---|---:|---:|---:|---:|",
     ]
     try:
         for title, name in SCENARIOS:
             contenders = [ours, moving] if name == "batched" else [ours, moving, counter]
-            a, b, *c = per_second([getattr(x, name) for x in contenders], args.calls, args.runs)
-            rows.append(f"| {title} | {a:,.0f} | {b:,.0f} | {f'{c[0]:,.0f}' if c else 'n/a'} | {a / b:.2f}x |")
+            runs = per_second([getattr(x, name) for x in contenders], args.calls, args.runs)
+            a, b, *c = map(statistics.median, runs)
+            rows.append(f"| {title} | {a:,.0f} | {b:,.0f} | {f'{c[0]:,.0f}' if c else 'n/a'} | {ratio(runs[0], runs[1])} |")
     finally:
         client = redis.Redis.from_url(args.redis)
         keys = list(client.scan_iter(f"{prefix}*", count=10_000))
@@ -204,13 +213,13 @@ def main() -> None:
             client.delete(*keys)
     redis_version = redis.Redis.from_url(args.redis).info("server")["redis_version"]
     note = (
-        f"{args.calls} decisions per run, median of {args.runs}; Redis {redis_version}, redis-py {redis.__version__}; "
+        f"{args.calls} decisions per run, median of {args.runs} (the ratio: median of the runs' ratios); Redis {redis_version}, redis-py {redis.__version__}; "
         f"an empty script (one round trip, nothing decided) runs {ceiling:,.0f}/s on this client."
     )
     table = "\n".join([*rows, "", note])
     print(table)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "ratelimit.md").write_text(table + "\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(table + "\n")
 
 
 if __name__ == "__main__":
