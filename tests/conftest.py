@@ -1,13 +1,21 @@
-"""Session-wide: the test log names the broker the suites run against."""
+"""Session-wide: the test log names the broker the suites run against; the Redis Cluster
+fixture and the selection of its tests."""
 
 from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
 
 import pytest
 from kombu import Connection
 
 from celery_dlx.ops.broker_info import broker_version
+from celery_dlx.testing.redis_cluster import LocalCluster
 
-from .support import BROKER_URL
+from .support import BROKER_URL, missing
+
+#: First port of the session's Redis Cluster (7100-7105); the failover test uses its own.
+CLUSTER_PORT = 7100
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -19,3 +27,24 @@ def pytest_report_header(config: pytest.Config) -> str:
     except Exception as exc:  # the suites report a missing broker themselves (skip, or fail under CI)
         return f"broker: {BROKER_URL} not reachable ({exc})"
     return f"broker: {broker} at {BROKER_URL}"
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Redis Cluster of 3 masters and 3 replicas on 127.0.0.1:7100-7105 for the session,
+    removed afterwards.  Without ``redis-server`` the tests skip, and fail under CI=true."""
+    if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
+        missing("redis-server and redis-cli are not installed", "the Redis Cluster tests")
+    with LocalCluster(CLUSTER_PORT, tmp_path_factory.mktemp("redis-cluster")) as cluster:
+        yield cluster.url
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Leave the Redis Cluster variants out unless ``-m`` names ``redis_cluster``: they start a
+    cluster of their own and run in their own CI step (``make test-redis-cluster``)."""
+    if "redis_cluster" in (config.getoption("markexpr") or ""):
+        return
+    cluster = [item for item in items if item.get_closest_marker("redis_cluster")]
+    if cluster:
+        config.hook.pytest_deselected(items=cluster)
+        items[:] = [item for item in items if not item.get_closest_marker("redis_cluster")]

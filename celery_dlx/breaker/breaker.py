@@ -26,6 +26,7 @@ from ..classify import Verdict, VerdictKind
 from ..errors import ConfigurationError
 from . import state as machine
 from .state import CALL, DEFER, FAILURE, RELEASE, SUCCESS, Admission, Policy, Snapshot
+from ..redisio.keys import tagged
 from .storage import BreakerUnavailable, Storage
 
 logger = logging.getLogger(__name__)
@@ -135,7 +136,7 @@ class Breaker:
     def _key(self, name: str) -> str:
         if not isinstance(name, str) or not name:
             raise ValueError(f"a breaker name must be a non-empty string, got {name!r}")
-        return f"{self.prefix}:{name}"
+        return tagged(self.prefix, name)
 
     def _mark_down(self, error: BaseException) -> None:
         self._down_until = self._monotonic() + self.unavailable_retry
