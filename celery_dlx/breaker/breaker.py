@@ -24,9 +24,9 @@ from typing import Literal
 
 from ..classify import Verdict, VerdictKind
 from ..errors import ConfigurationError
+from ..redisio.keys import tagged
 from . import state as machine
 from .state import CALL, DEFER, FAILURE, RELEASE, SUCCESS, Admission, Policy, Snapshot
-from ..redisio.keys import tagged
 from .storage import BreakerUnavailable, Storage
 
 logger = logging.getLogger(__name__)

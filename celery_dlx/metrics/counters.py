@@ -32,9 +32,7 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
-import redis
-
-from ..redisio.client import UNAVAILABLE, configured_url, shared_client
+from ..redisio.client import UNAVAILABLE, Client, configured_url, shared_client
 
 logger = logging.getLogger(__name__)
 
@@ -213,7 +211,7 @@ def _on_process_shutdown(**_: Any) -> None:
     flush_all()
 
 
-def read_counters(client: redis.Redis, prefix: str) -> dict[tuple[str, ...], float]:
+def read_counters(client: Client, prefix: str) -> dict[tuple[str, ...], float]:
     """Every counter of ``prefix``: (name, *labels) → value."""
     raw: dict[Any, Any] = client.hgetall(f"{prefix}:counters")
     out: dict[tuple[str, ...], float] = {}
@@ -223,7 +221,7 @@ def read_counters(client: redis.Redis, prefix: str) -> dict[tuple[str, ...], flo
     return out
 
 
-def read_per_minute(client: redis.Redis, prefix: str, minutes: int, now: float | None = None) -> dict[str, list[tuple[int, int]]]:
+def read_per_minute(client: Client, prefix: str, minutes: int, now: float | None = None) -> dict[str, list[tuple[int, int]]]:
     """Counts per minute of the last ``minutes`` minutes, oldest first, the current one last."""
     current = int((time.time() if now is None else now) // 60)
     span = range(current - minutes + 1, current + 1)

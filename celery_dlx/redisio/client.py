@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar, Union
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import redis
@@ -34,7 +34,7 @@ REDIS_SCHEMES = SERVER_SCHEMES + CLUSTER_SCHEMES + SENTINEL_SCHEMES
 DEFAULT_TIMEOUT = 10.0
 
 #: A client of one server (or of a Sentinel's master) or of a cluster.
-Client = Union[redis.Redis, RedisCluster]
+Client = redis.Redis | RedisCluster
 
 #: Errors that mean Redis cannot answer now (down, too slow, failing over, a cluster slot
 #: without a master yet), not a bug.
@@ -82,7 +82,7 @@ def _cluster(url: str, settings: dict[str, Any]) -> RedisCluster:
     scheme = parts.scheme.removesuffix("+cluster")
     (host, port), more = nodes[0], nodes[1:]
     first = f"{scheme}://{auth}{_netloc(host, port)}/" + (f"?{parts.query}" if parts.query else "")
-    startup = [ClusterNode(h, p) for h, p in more]
+    startup = [ClusterNode(h, p) for h, p in more]  # type: ignore[no-untyped-call]
     return RedisCluster.from_url(first, startup_nodes=startup, **settings)
 
 
@@ -101,9 +101,10 @@ def _sentinel(url: str, settings: dict[str, Any]) -> redis.Redis:
         settings.setdefault("password", unquote(password))
     if parts.scheme.startswith("rediss"):
         settings.setdefault("ssl", True)
-    timeouts = {k: settings[k] for k in ("socket_timeout", "socket_connect_timeout") if k in settings}
+    timeouts: dict[str, Any] = {k: settings[k] for k in ("socket_timeout", "socket_connect_timeout") if k in settings}
     sentinel = Sentinel(nodes, sentinel_kwargs=timeouts)
-    return sentinel.master_for(service, db=int(db or 0), **settings)
+    master: redis.Redis = sentinel.master_for(service, db=int(db or 0), **settings)
+    return master
 
 
 def _nodes(netloc: str, url: str) -> tuple[str, list[tuple[str, int]]]:

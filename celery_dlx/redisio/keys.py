@@ -50,9 +50,10 @@ def tagged_prefix(prefix: str) -> str:
 
 
 def _checked(base: str, prefix: str) -> str:
-    """``base``, refused when a prefix such as ``"a{}"`` would make Redis hash whole keys."""
+    """``base``, refused when Redis would hash whole keys (an empty tag or prefix, or a
+    prefix such as ``"a{}"``)."""
     if hash_tag(base) is None:
         raise ConfigurationError(
-            f"key prefix {prefix!r} breaks Redis Cluster hash tags (an empty '{{}}' before the tag); remove its braces"
+            f"key {base!r} (prefix {prefix!r}) has no Redis Cluster hash tag: use a non-empty name and no '{{}}'"
         )
     return base

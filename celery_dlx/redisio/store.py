@@ -6,9 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
 
-import redis
-
-from .client import client_from_url, guarded, require_timeouts
+from .client import Client, client_from_url, guarded, require_timeouts
 from .scripts import clock_argument, script_source
 
 T = TypeVar("T")
@@ -28,7 +26,7 @@ class ScriptedStore:
     #: The scripts (``lua/<name>.lua`` of the subclass's package), registered as ``_scripts[name]``.
     scripts: ClassVar[tuple[str, ...]]
 
-    def __init__(self, client: redis.Redis, *, clock: Callable[[], float] | None = None) -> None:
+    def __init__(self, client: Client, *, clock: Callable[[], float] | None = None) -> None:
         require_timeouts(client, self.purpose)
         self.client = client
         self._clock = clock
@@ -42,7 +40,8 @@ class ScriptedStore:
         """A storage on a new client for ``url`` with ``timeout`` s socket timeouts (default
         :attr:`default_timeout`) and one retry.
 
-        ``options`` go to :meth:`redis.Redis.from_url`.
+        ``url`` is any URL :func:`~.client.client_from_url` opens (one server, a cluster, a
+        Sentinel's master); ``options`` go to redis-py.
         """
         return cls(client_from_url(url, cls.default_timeout if timeout is None else timeout, **options), clock=clock)
 

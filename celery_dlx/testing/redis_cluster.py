@@ -12,17 +12,19 @@ started and removes the directories, also when starting failed halfway::
 
 from __future__ import annotations
 
+import functools
 import shutil
-from collections.abc import Callable
 import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
 import redis
 from redis.backoff import NoBackoff
+from redis.crc import key_slot
 from redis.retry import Retry
 
 #: Replicas per master.
@@ -66,7 +68,7 @@ class LocalCluster:
             self._refuse_busy(port)
             self.processes[port] = self._spawn(port)
         for port in self.ports:
-            self._until(lambda p=port: self._node(p).ping(), f"node {port} answers PING")
+            self._until(functools.partial(self._answers, port), f"node {port} answers PING")
         create = ["redis-cli", "--cluster", "create", *(f"127.0.0.1:{p}" for p in self.ports)]
         subprocess.run(
             [*create, "--cluster-replicas", str(REPLICAS), "--cluster-yes"], check=True, capture_output=True, timeout=60
@@ -88,8 +90,8 @@ class LocalCluster:
 
     def master_of(self, key: str) -> int:
         """The port of the master that serves ``key``'s slot now."""
-        slot = int(self._node(self._live()[0]).execute_command("CLUSTER", "KEYSLOT", key))
-        for first, last, master, *_ in self._node(self._live()[0]).execute_command("CLUSTER", "SLOTS"):
+        slot = key_slot(key.encode())
+        for first, last, master, *_ in self._node(self._live()[0]).cluster("SLOTS"):
             if int(first) <= slot <= int(last):
                 return int(master[1])
         raise LookupError(f"no master serves slot {slot}")
@@ -115,6 +117,9 @@ class LocalCluster:
         return redis.Redis(
             port=port, socket_timeout=2, socket_connect_timeout=2, retry=Retry(NoBackoff(), 0), decode_responses=True
         )
+
+    def _answers(self, port: int) -> bool:
+        return bool(self._node(port).ping())
 
     def _live(self) -> list[int]:
         return [port for port, process in self.processes.items() if process.poll() is None]

@@ -15,7 +15,6 @@ from collections.abc import Iterator
 import pytest
 
 from celery_dlx.redisio.client import Client, client_from_url
-
 from tests.integration.conftest import require
 from tests.integration.dlx_app import REDIS_URL
 

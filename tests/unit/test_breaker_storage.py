@@ -31,7 +31,6 @@ from celery_dlx.breaker import (
 )
 from celery_dlx.breaker import state as machine
 from celery_dlx.errors import ConfigurationError
-
 from celery_dlx.redisio.client import Client
 from celery_dlx.redisio.keys import tagged
 

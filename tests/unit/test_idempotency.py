@@ -4,8 +4,6 @@ CI=true) and on a local Redis Cluster (marker ``redis_cluster``)."""
 
 from __future__ import annotations
 
-import os
-import socket
 import threading
 import uuid
 from collections.abc import Iterator
@@ -180,7 +178,7 @@ def test_concurrent_claims_let_exactly_one_through() -> None:
 
 
 @pytest.fixture
-def redis_once(redis_client: Client) -> Iterator[tuple[Idempotency, Any, str]]:
+def redis_once(redis_client: Client) -> Iterator[tuple[Idempotency, Any, str]]:  # noqa: F811
     """Records under a prefix of their own, on the standalone Redis and on the cluster."""
     prefix = f"dlxunit:{uuid.uuid4().hex[:8]}"
     yield Idempotency(redis_client, prefix=prefix, ttl=60, lease=0.3), redis_client, prefix
@@ -190,7 +188,7 @@ def redis_once(redis_client: Client) -> Iterator[tuple[Idempotency, Any, str]]:
 def test_redis_store_claims_once_and_applies_staged_commands_atomically(
     redis_once: tuple[Idempotency, Any, str],
 ) -> None:
-    once, client, prefix = redis_once
+    once, client, _ = redis_once
     effects = f"{once.record_key('post:1')}:effects"  # in the record's cluster slot
     for _ in range(3):
         with once.claim("post:1") as claim:
@@ -202,7 +200,7 @@ def test_redis_store_claims_once_and_applies_staged_commands_atomically(
     assert 0 < client.pttl(once.record_key("post:1")) <= 60_000
 
 
-def test_a_prefix_with_its_own_hash_tag_lets_commits_touch_every_key_with_that_tag(redis_client: Client) -> None:
+def test_a_prefix_with_its_own_hash_tag_lets_commits_touch_every_key_with_that_tag(redis_client: Client) -> None:  # noqa: F811
     tag = "{" + f"dlxunit:{uuid.uuid4().hex[:8]}" + "}"
     once = Idempotency(redis_client, prefix=f"{tag}:once", ttl=60, lease=5)
     try:
@@ -220,7 +218,7 @@ def test_redis_store_lease_busy_release_and_expiry(
 ) -> None:
     import time
 
-    once, client, prefix = redis_once
+    once, client, _ = redis_once
     with pytest.raises(RuntimeError), once.claim("a"):
         raise RuntimeError
     assert client.get(once.record_key("a")) is None  # released
@@ -238,7 +236,7 @@ def test_redis_store_lease_busy_release_and_expiry(
 def test_redis_store_lease_lost_applies_nothing(
     redis_once: tuple[Idempotency, Any, str],
 ) -> None:
-    once, client, prefix = redis_once
+    once, client, _ = redis_once
     with pytest.raises(LeaseLost), once.claim("d") as claim:
         claim.call("SET", claim.local("effect"), "1")
         client.set(once.record_key("d"), "another-token")  # the lease ran out and another delivery holds it

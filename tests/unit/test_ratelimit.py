@@ -24,7 +24,6 @@ from celery_dlx.ratelimit import (
     Storage,
     StorageUnavailable,
 )
-
 from celery_dlx.redisio.keys import tagged_prefix
 
 from .ratelimit_support import FakeClock, redis_client, redis_prefix  # noqa: F401  (fixtures)
