@@ -96,6 +96,21 @@ class LocalCluster:
                 return int(master[1])
         raise LookupError(f"no master serves slot {slot}")
 
+    def replica_of(self, port: int) -> int:
+        """The port of the (first) replica of the master on ``port``."""
+        return int(self._node(port).info("replication")["slave0"]["port"])
+
+    def cut_off(self, replica: int, master: int) -> None:
+        """Make ``replica`` fall behind ``master``: SIGSTOP it, then close the master's link to
+        it, so nothing the master writes from now on reaches it (stopping it alone is not
+        enough: what the master sends waits in the stopped replica's socket buffer).
+        :meth:`resume` lets it run again."""
+        self.processes[replica].send_signal(signal.SIGSTOP)
+        self._node(master).client_kill_filter(_type="replica")
+
+    def resume(self, port: int) -> None:
+        self.processes[port].send_signal(signal.SIGCONT)
+
     def kill(self, port: int) -> None:
         """SIGKILL the node on ``port``: no goodbye to the cluster, as when a machine dies."""
         self.processes[port].send_signal(signal.SIGKILL)
