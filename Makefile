@@ -80,3 +80,10 @@ test-rabbitmq4: $(VENV)/.installed services
 	$(PY) -m pytest $(RABBITMQ4_INTEGRATION) || status=$$?; \
 	DLX_RELIABILITY_QUORUM_RESTART=1 $(PY) -m pytest $(RABBITMQ4_RELIABILITY) || status=$$?; \
 	scripts/rabbitmq4.sh stop; exit $$status
+
+# The Redis storages (rate limits, breakers, task trees, page ledgers, idempotency) on a local
+# Redis Cluster of 3 masters + 3 replicas (127.0.0.1:7100-7105, started and removed by the tests;
+# the failover test uses 7110-7115), and the failover test.  Needs redis-server and redis-cli.
+.PHONY: test-redis-cluster
+test-redis-cluster: $(VENV)/.installed services
+	$(PY) -m pytest -m redis_cluster

@@ -119,6 +119,7 @@ def worked(
         *store.scan_iter(f"{env['DLX_MX_PREFIX']}:*"),
         *store.scan_iter("{" + f"{env['DLX_MX_PREFIX']}:*"),  # the limiter's keys, tagged by its prefix
         *store.scan_iter(f"{metrics_prefix(dlx.app.conf)}:*"),
+        *store.scan_iter("{" + f"{metrics_prefix(dlx.app.conf)}" + "}:*"),  # the counters, tagged by their prefix
     ]
     if leftovers:
         store.delete(*leftovers)
