@@ -11,11 +11,14 @@ from kombu import Connection
 
 from celery_dlx.ops.broker_info import broker_version
 from celery_dlx.testing.redis_cluster import LocalCluster
+from celery_dlx.testing.redis_sentinel import LocalSentinel
 
 from .support import BROKER_URL, missing
 
 #: First port of the session's Redis Cluster (7100-7105); the failover test uses its own.
 CLUSTER_PORT = 7100
+#: The session's Sentinel setup: data nodes from 7150, sentinels from 26379.
+SENTINEL_DATA_PORT, SENTINEL_PORT = 7150, 26379
 
 
 def pytest_report_header(config: pytest.Config) -> str:
@@ -39,12 +42,23 @@ def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
         yield cluster.url
 
 
+@pytest.fixture(scope="session")
+def redis_sentinel_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A master (127.0.0.1:7150), its replica (7151) and three sentinels (26379-26381) for the
+    session, removed afterwards.  Without ``redis-server`` the tests skip, fail under CI=true."""
+    if shutil.which("redis-server") is None:
+        missing("redis-server is not installed", "the Redis Sentinel tests")
+    with LocalSentinel(SENTINEL_DATA_PORT, SENTINEL_PORT, tmp_path_factory.mktemp("redis-sentinel")) as sentinel:
+        yield sentinel.url
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Leave the Redis Cluster variants out unless ``-m`` names ``redis_cluster``: they start a
-    cluster of their own and run in their own CI step (``make test-redis-cluster``)."""
-    if "redis_cluster" in (config.getoption("markexpr") or ""):
-        return
-    cluster = [item for item in items if item.get_closest_marker("redis_cluster")]
-    if cluster:
-        config.hook.pytest_deselected(items=cluster)
-        items[:] = [item for item in items if not item.get_closest_marker("redis_cluster")]
+    """Leave the Redis Cluster and Sentinel variants out unless ``-m`` names their marker: they
+    start servers of their own and run in their own CI step (``make test-redis-cluster``)."""
+    for marker in ("redis_cluster", "redis_sentinel"):
+        if marker in (config.getoption("markexpr") or ""):
+            continue
+        left_out = [item for item in items if item.get_closest_marker(marker)]
+        if left_out:
+            config.hook.pytest_deselected(items=left_out)
+            items[:] = [item for item in items if not item.get_closest_marker(marker)]

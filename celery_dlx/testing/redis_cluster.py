@@ -31,8 +31,8 @@ from redis.retry import Retry
 REPLICAS = 1
 
 
-class ClusterStartError(RuntimeError):
-    """The cluster did not come up (a port in use, redis-server missing, no quorum in time)."""
+class ServerStartError(RuntimeError):
+    """Throwaway Redis servers did not come up (a port in use, a server exited, no quorum in time)."""
 
 
 class LocalCluster:
@@ -65,7 +65,7 @@ class LocalCluster:
 
     def start(self) -> None:
         for port in self.ports:
-            self._refuse_busy(port)
+            refuse_busy(port)
             self.processes[port] = self._spawn(port)
         for port in self.ports:
             self._until(functools.partial(self._answers, port), f"node {port} answers PING")
@@ -160,14 +160,15 @@ class LocalCluster:
                 last = exc
             dead = [port for port, process in self.processes.items() if process.poll() is not None]
             if dead and what.startswith("node"):
-                raise ClusterStartError(f"redis-server exited on port(s) {dead}; see {self.directory}/<port>/redis.log")
+                raise ServerStartError(f"redis-server exited on port(s) {dead}; see {self.directory}/<port>/redis.log")
             time.sleep(0.1)
-        raise ClusterStartError(f"no {what} after {self.wait} s (last error: {last!r})")
+        raise ServerStartError(f"no {what} after {self.wait} s (last error: {last!r})")
 
-    @staticmethod
-    def _refuse_busy(port: int) -> None:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-        except OSError:
-            return
-        raise ClusterStartError(f"port {port} is in use (a cluster left running?); stop it or pick other ports")
+
+def refuse_busy(port: int) -> None:
+    """Refuse to start on a port something listens on (a server left running by an earlier run)."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+    except OSError:
+        return
+    raise ServerStartError(f"port {port} is in use (a server left running?); stop it or pick other ports")

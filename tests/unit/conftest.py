@@ -1,5 +1,5 @@
 """Every test of this folder that takes a Redis fixture (``redis_client``, ``redis_url``,
-``redis_prefix``) runs on the standalone Redis and on the local Redis Cluster."""
+``redis_prefix``) runs on the standalone Redis, on the local Redis Cluster and on the local Sentinel's master."""
 
 from __future__ import annotations
 

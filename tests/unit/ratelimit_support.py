@@ -2,9 +2,10 @@
 
 Real-Redis fixtures skip when Redis is absent, but fail under CI=true (the integration
 suite's rule), so CI cannot go green by skipping.  ``redis_url`` and ``redis_client`` come in
-two flavours, so every test that takes them runs on both: the standalone Redis on
-127.0.0.1:6379 and a local Redis Cluster (marker ``redis_cluster``, ``make test-redis-cluster``;
-see ``tests/conftest.py``).
+three flavours, so every test that takes them runs on each: the standalone Redis on
+127.0.0.1:6379, a local Redis Cluster (marker ``redis_cluster``) and a local Sentinel-watched
+master (marker ``redis_sentinel``); ``make test-redis-cluster`` runs the last two (see
+``tests/conftest.py``).
 """
 
 from __future__ import annotations
@@ -32,23 +33,31 @@ class FakeClock:
         self.us += round(seconds * 1_000_000)
 
 
-#: The two Redis flavours every Redis storage test runs on.
-FLAVOURS = ["standalone", pytest.param("cluster", marks=pytest.mark.redis_cluster)]
+#: The Redis flavours every Redis storage test runs on.
+FLAVOURS = [
+    "standalone",
+    pytest.param("cluster", marks=pytest.mark.redis_cluster),
+    pytest.param("sentinel", marks=pytest.mark.redis_sentinel),
+]
 
 
 @pytest.fixture
 def redis_flavour(request: pytest.FixtureRequest) -> str:
     """``cluster`` for a test marked ``redis_cluster`` (e.g. by a storage fixture's parameter),
-    else ``standalone``; tests that take a Redis fixture directly are parametrized over both
-    (``tests/unit/conftest.py``)."""
-    return "cluster" if request.node.get_closest_marker("redis_cluster") else "standalone"
+    ``sentinel`` for one marked ``redis_sentinel``, else ``standalone``; tests that take a Redis
+    fixture directly are parametrized over all three (``tests/unit/conftest.py``)."""
+    for flavour in ("cluster", "sentinel"):
+        if request.node.get_closest_marker(f"redis_{flavour}"):
+            return flavour
+    return "standalone"
 
 
 @pytest.fixture
 def redis_url(redis_flavour: str, request: pytest.FixtureRequest) -> str:
-    """The URL of the Redis the storages run on: the standalone one, or the local cluster."""
-    if redis_flavour == "cluster":
-        return str(request.getfixturevalue("redis_cluster_url"))
+    """The URL of the Redis the storages run on: the standalone one, the local cluster, or the
+    master of the local sentinels."""
+    if redis_flavour in ("cluster", "sentinel"):
+        return str(request.getfixturevalue(f"redis_{redis_flavour}_url"))
     require("Redis", "127.0.0.1", 6379)
     return REDIS_URL
 

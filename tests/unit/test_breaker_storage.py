@@ -40,7 +40,14 @@ POLICY = Policy(threshold=3, window=10, open_for=30, max_open_for=100, backoff=2
                 probe_timeout=20, probe_wait=5, recovery_rate=10)  # fmt: skip
 
 
-@pytest.fixture(params=["memory", "redis", pytest.param("redis-cluster", marks=pytest.mark.redis_cluster)])
+@pytest.fixture(
+    params=[
+        "memory",
+        "redis",
+        pytest.param("redis-cluster", marks=pytest.mark.redis_cluster),
+        pytest.param("redis-sentinel", marks=pytest.mark.redis_sentinel),
+    ]
+)
 def kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 

@@ -44,6 +44,7 @@ def clock() -> FakeClock:
         "memory",
         pytest.param("redis", marks=pytest.mark.integration),
         pytest.param("redis-cluster", marks=[pytest.mark.integration, pytest.mark.redis_cluster]),
+        pytest.param("redis-sentinel", marks=[pytest.mark.integration, pytest.mark.redis_sentinel]),
     ]
 )
 def storage(request: pytest.FixtureRequest, clock: FakeClock) -> Storage:

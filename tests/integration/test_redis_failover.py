@@ -1,9 +1,10 @@
-"""A Redis Cluster master dies under a rate-limit hammer: what the limiter does, and by how much
-it may over-admit.
+"""A Redis master dies under a rate-limit hammer (in a Redis Cluster, and under Sentinel): what
+the limiter does, and by how much it may over-admit.
 
 Several threads (each with its own client, as workers have) acquire as fast as they can
 against one tight limit whose keys live on one master; that master is SIGKILLed, its replica
-is promoted after ``cluster-node-timeout`` (1 s here).  Expected, and asserted:
+is promoted after ``cluster-node-timeout`` / ``down-after-milliseconds`` (1 s here).
+Expected, and asserted:
 
 - no exception reaches the caller and nothing loops: while the slot has no master, calls come
   back degraded (:class:`~celery_dlx.ratelimit.StorageUnavailable` → ``on_unavailable="deny"``),
@@ -23,7 +24,7 @@ from __future__ import annotations
 import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -32,13 +33,15 @@ import pytest
 from celery_dlx.ratelimit import Limit, Limiter, Rate, RedisStorage
 from celery_dlx.redisio.keys import tagged_prefix
 from celery_dlx.testing.redis_cluster import LocalCluster
+from celery_dlx.testing.redis_sentinel import LocalSentinel
 
 from ..support import missing
 
-pytestmark = [pytest.mark.integration, pytest.mark.redis_cluster]
+pytestmark = pytest.mark.integration
 
-#: Ports of this test's own cluster (the session's runs on 7100-7105).
+#: Ports of these tests' own servers (the session's run on 7100-7105, 7150-7151 and 26379-26381).
 FIRST_PORT = 7110
+SENTINEL_DATA_PORT, SENTINEL_PORT = 7160, 26389
 RATE = Rate.parse("20/0.5 seconds")
 #: A window longer than the failover: what a forgetful replica costs shows within it.
 LONG_RATE = Rate.parse("20/10 seconds")
@@ -64,6 +67,14 @@ def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
     if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
         missing("redis-server and redis-cli are not installed", "the Redis Cluster tests")
     with LocalCluster(FIRST_PORT, tmp_path / "failover", node_timeout_ms=1000) as running:
+        yield running
+
+
+@pytest.fixture
+def sentinel(tmp_path: Path) -> Iterator[LocalSentinel]:
+    if shutil.which("redis-server") is None:
+        missing("redis-server is not installed", "the Redis Sentinel tests")
+    with LocalSentinel(SENTINEL_DATA_PORT, SENTINEL_PORT, tmp_path / "failover", down_after_ms=1000) as running:
         yield running
 
 
@@ -94,46 +105,62 @@ def busiest_window(times_us: list[int], period_us: int) -> int:
     return most
 
 
+@pytest.mark.redis_cluster
 def test_a_killed_master_costs_degraded_decisions_then_the_limiter_recovers_with_bounded_over_admission(
     cluster: LocalCluster,
 ) -> None:
     """A replica in sync: the promoted replica knows every admission (loopback replication is
     immediate), so nothing is admitted twice."""
-    events, killed, recovered = failover(cluster, RATE, "failover", stale=False)
-    busiest = report("replica in sync", events, killed, recovered, RATE)
+    master = cluster.master_of(tagged_prefix("failover"))
+    events, killed, recovered = failover(cluster.url, RATE, "failover", BEFORE, lambda: cluster.kill(master))
+    busiest = report("cluster, replica in sync", events, killed, recovered, RATE)
     assert busiest == RATE.limit
 
 
+@pytest.mark.redis_cluster
 def test_a_stale_replica_forgets_at_most_one_window_so_over_admission_is_at_most_the_limit(
     cluster: LocalCluster,
 ) -> None:
     """The worst case: the replica stopped replicating before the window filled, so
     the promoted replica has none of its admissions and, the window being longer than the
     failover, admits the limit again within it: one window holds twice the limit, no more."""
-    events, killed, recovered = failover(cluster, LONG_RATE, "failover-stale", stale=True)
-    busiest = report("stale replica", events, killed, recovered, LONG_RATE)
+    master = cluster.master_of(tagged_prefix("failover-stale"))
+    replica = cluster.replica_of(master)
+    cluster.cut_off(replica, master)
+
+    def kill() -> None:
+        cluster.kill(master)
+        cluster.resume(replica)
+
+    events, killed, recovered = failover(cluster.url, LONG_RATE, "failover-stale", STALE_BEFORE, kill)
+    busiest = report("cluster, stale replica", events, killed, recovered, LONG_RATE)
     assert busiest > LONG_RATE.limit, "the promoted replica forgot the admissions it never received"
 
 
-def failover(cluster: LocalCluster, rate: Rate, prefix: str, *, stale: bool) -> tuple[list[Event], float, float]:
-    """Hammer ``rate`` from THREADS threads, kill the master of the limiter's slot (its replica
-    paused from before the first call when ``stale``), and hammer on until AFTER s after the
-    limiter recovered.  Returns the decisions, the kill time and the recovery time."""
-    master = cluster.master_of(tagged_prefix(prefix))
-    replica = cluster.replica_of(master)
-    if stale:
-        cluster.cut_off(replica, master)
+@pytest.mark.redis_sentinel
+def test_a_sentinel_failover_costs_degraded_decisions_then_the_limiter_follows_the_new_master(
+    sentinel: LocalSentinel,
+) -> None:
+    events, killed, recovered = failover(sentinel.url, RATE, "failover", BEFORE, lambda: sentinel.kill(sentinel.master()))
+    busiest = report("sentinel, replica in sync", events, killed, recovered, RATE)
+    assert busiest == RATE.limit
+
+
+def failover(
+    url: str, rate: Rate, prefix: str, hold: float, kill: Callable[[], None]
+) -> tuple[list[Event], float, float]:
+    """Hammer ``rate`` from THREADS threads for ``hold`` s, ``kill`` the master, and hammer on
+    until AFTER s after the limiter recovered.  Returns the decisions, the kill time and the
+    recovery time."""
     stop, events, errors = threading.Event(), list[Event](), list[BaseException]()
-    args = (cluster.url, rate, prefix, stop, events, errors)
+    args = (url, rate, prefix, stop, events, errors)
     threads = [threading.Thread(target=hammer, args=args) for _ in range(THREADS)]
     for thread in threads:
         thread.start()
     try:
-        time.sleep(STALE_BEFORE if stale else BEFORE)
+        time.sleep(hold)
         killed = time.monotonic()
-        cluster.kill(master)
-        if stale:
-            cluster.resume(replica)
+        kill()
         recovered = wait_for_recovery(events, killed)
         time.sleep(AFTER)
     finally:
