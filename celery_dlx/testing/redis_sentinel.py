@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import redis
 from redis.backoff import NoBackoff
@@ -79,8 +80,8 @@ class LocalSentinel:
 
     def master(self) -> int:
         """The port of the master the sentinels name now."""
-        host, port = self._node(self.sentinel_ports[0]).sentinel_get_master_addr_by_name(SERVICE)
-        return int(port)
+        address: Any = self._node(self.sentinel_ports[0]).sentinel_get_master_addr_by_name(SERVICE)
+        return int(address[1])
 
     def kill(self, port: int) -> None:
         """SIGKILL the node on ``port``."""
@@ -104,7 +105,7 @@ class LocalSentinel:
         if int(replication["connected_slaves"]) < 1 or replication["slave0"]["state"] != "online":
             return False
         for port in self.sentinel_ports:
-            state = self._node(port).sentinel_master(SERVICE)
+            state: Any = self._node(port).sentinel_master(SERVICE)
             if int(state["num-other-sentinels"]) < SENTINELS - 1 or int(state["num-slaves"]) < 1:
                 return False
         return True
