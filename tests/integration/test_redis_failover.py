@@ -56,7 +56,8 @@ RECOVERY_LIMIT = 20.0
 
 
 class Event(NamedTuple):
-    when: float  # time.monotonic()
+    started: float  # time.monotonic() when the call was made
+    when: float  # time.monotonic() when its decision came back
     allowed: bool
     degraded: bool
     at_us: int  # Redis's time of the decision (the limiter's own clock when degraded)
@@ -85,12 +86,13 @@ def hammer(
         RedisStorage.from_url(url, timeout=0.25), [Limit("app", rate)], prefix=prefix, unavailable_wait=0.05
     )
     while not stop.is_set():
+        started = time.monotonic()
         try:
             decision = limiter.acquire()
         except BaseException as exc:  # recorded, so the test can show that nothing escaped
             errors.append(exc)
             return
-        events.append(Event(time.monotonic(), decision.allowed, decision.degraded, decision.at_us))
+        events.append(Event(started, time.monotonic(), decision.allowed, decision.degraded, decision.at_us))
         if decision.degraded:
             time.sleep(decision.wait)  # a worker would defer the task by unavailable_wait
 
@@ -172,13 +174,14 @@ def failover(
 
 
 def wait_for_recovery(events: list[Event], killed: float) -> float:
-    """The time of the first admission decided by Redis after the kill and after a degraded one."""
+    """When the first call made after a degraded decision was decided by Redis again (a call
+    made before the kill may still come back healthy after it)."""
     deadline = killed + RECOVERY_LIMIT
     while time.monotonic() < deadline:
         after = [e for e in list(events) if e.when > killed]
         first_degraded = next((e.when for e in after if e.degraded), None)
         if first_degraded is not None:
-            healthy = [e.when for e in after if e.when > first_degraded and not e.degraded]
+            healthy = [e.when for e in after if e.started > first_degraded and not e.degraded]
             if healthy:
                 return healthy[0]
         time.sleep(0.05)
