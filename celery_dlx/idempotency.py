@@ -6,8 +6,9 @@ again.  :class:`Idempotency` keeps a dedupe record per *key* (a name for the sid
 as ``"post:{account}:{post_id}"``) so the second run sees that the work is already done::
 
     from celery_dlx.idempotency import Idempotency, InProgress
+    from celery_dlx.redisio.client import client_from_url
 
-    once = Idempotency(redis.Redis.from_url(REDIS_URL), ttl=7 * 24 * 3600, lease=60)
+    once = Idempotency(client_from_url(REDIS_URL, 1.0), ttl=7 * 24 * 3600, lease=60)  # any Redis URL
 
     @app.task(bind=True, base=DLXTask, acks_late=True)
     def publish_post(self, account_id, post_id):
@@ -208,7 +209,8 @@ class Claim:
 class Idempotency:
     """Dedupe records for side effects: ``claim`` (context manager) or ``idempotent`` (decorator).
 
-    ``client`` is a ``redis.Redis`` or a :class:`Store`.  ``ttl`` (seconds) is how long a done
+    ``client`` is a redis-py client (one server, a cluster or a Sentinel's master, e.g. from
+    :func:`~celery_dlx.redisio.client.client_from_url`) or a :class:`Store`.  ``ttl`` (seconds) is how long a done
     key is remembered: longer than the longest time a duplicate can arrive (the task's whole
     retry schedule).  ``lease`` (seconds) is how long a claim blocks other deliveries: longer
     than the side effect takes, shorter than you are willing to wait after a crash.
