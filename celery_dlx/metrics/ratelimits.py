@@ -22,6 +22,7 @@ from ..ratelimit.limiter import Limiter
 from ..ratelimit.rates import Rate
 from ..ratelimit.storage import ADAPTIVE, BUDGET, WINDOW
 from ..redisio.keys import tagged_prefix
+from ..redisio.store import ScriptedStore
 
 #: Most slots per limit reported as series.
 MAX_SLOTS = 50
@@ -45,7 +46,7 @@ class SlotUsage:
 
 def limiters_of(conf: Any) -> list[Limiter]:
     """The limiters named in ``dlx_metrics_limiters`` that keep their state in Redis."""
-    return [x for x in conf.get("dlx_metrics_limiters") or () if hasattr(getattr(x, "storage", None), "client")]
+    return [x for x in conf.get("dlx_metrics_limiters") or () if isinstance(getattr(x, "storage", None), ScriptedStore)]
 
 
 def usage(limiter: Limiter) -> tuple[list[SlotUsage], dict[str, int]]:

@@ -53,6 +53,10 @@ def client_from_url(url: str, timeout: float, **options: Any) -> Client:
     startup nodes and opens a :class:`~redis.cluster.RedisCluster` (which finds the other
     nodes, and follows failovers); a sentinel URL asks the sentinels for the master of its
     service and opens a :class:`redis.Redis` that follows the master when it changes.
+
+    Only a cluster client talks to Redis when it is made (to learn the cluster's layout): when
+    no startup node answers, this raises :class:`redis.ConnectionError` (one of
+    :data:`UNAVAILABLE`), not a configuration error.
     """
     scheme = url.split("://", 1)[0] if isinstance(url, str) and "://" in url else None
     defaults = {"socket_timeout": timeout, "socket_connect_timeout": timeout, "retry": Retry(NoBackoff(), 1)}
@@ -83,7 +87,12 @@ def _cluster(url: str, settings: dict[str, Any]) -> RedisCluster:
     (host, port), more = nodes[0], nodes[1:]
     first = f"{scheme}://{auth}{_netloc(host, port)}/" + (f"?{parts.query}" if parts.query else "")
     startup = [ClusterNode(h, p) for h, p in more]  # type: ignore[no-untyped-call]
-    return RedisCluster.from_url(first, startup_nodes=startup, **settings)
+    try:
+        return RedisCluster.from_url(first, startup_nodes=startup, **settings)
+    except RedisClusterException as exc:  # it asks the nodes for the cluster's layout right away
+        if isinstance(exc.__cause__ or exc.__context__, (redis.ConnectionError, redis.TimeoutError)):
+            raise redis.ConnectionError(f"no startup node of {_safe(url)} answered: {exc}") from exc
+        raise
 
 
 def _sentinel(url: str, settings: dict[str, Any]) -> redis.Redis:

@@ -5,6 +5,8 @@ cluster client against a real local cluster (marker ``redis_cluster``)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import redis
 from hypothesis import given
@@ -13,9 +15,16 @@ from redis.cluster import RedisCluster
 from redis.crc import key_slot
 from redis.sentinel import SentinelConnectionPool
 
+from celery_dlx.breaker import Breaker, Policy
+from celery_dlx.breaker import RedisStorage as BreakerStorage
 from celery_dlx.errors import ConfigurationError
+from celery_dlx.ratelimit import Limit, Limiter, RedisStorage
 from celery_dlx.redisio.client import client_from_url, configured_url, redis_url_of, require_timeouts, shared_client
 from celery_dlx.redisio.keys import hash_tag, tagged, tagged_prefix
+from celery_dlx.testing.redis_cluster import LocalCluster
+
+#: Ports of the cluster that starts after its storages were made (7100-7105: the session's).
+LATE_CLUSTER_PORT = 7120
 
 
 def slot(key: str) -> int:
@@ -124,3 +133,18 @@ def test_a_cluster_url_opens_a_cluster_client_with_timeouts(redis_cluster_url: s
     assert shared_client(redis_cluster_url) is shared_client(redis_cluster_url)
     with pytest.raises(ConfigurationError, match="socket_timeout"):
         require_timeouts(client_from_url(redis_cluster_url, 0.5, socket_timeout=None), "tests")
+
+
+@pytest.mark.redis_cluster
+def test_a_storage_for_a_cluster_that_is_down_is_made_and_works_once_the_cluster_is_up(tmp_path: Path) -> None:
+    cluster = LocalCluster(LATE_CLUSTER_PORT, tmp_path / "late")
+    limiter = Limiter(RedisStorage.from_url(cluster.url, timeout=0.2), [Limit("app", "2/minute")], prefix="late")
+    breaker = Breaker(BreakerStorage.from_url(cluster.url, timeout=0.2), Policy())
+    down = limiter.acquire()
+    assert down.degraded and not down.allowed  # on_unavailable="deny", not an exception
+    assert breaker.admit("api").degraded
+    with cluster:
+        assert [limiter.acquire().allowed for _ in range(3)] == [True, True, False]
+        state, now = breaker.storage.load(tagged("late", "api"))  # the breaker's scripts run too
+        assert state.mode == "closed" and now > 0
+        assert isinstance(limiter.storage.client, RedisCluster)  # type: ignore[attr-defined]
