@@ -42,9 +42,11 @@ Keys: a record is ``<prefix>:{<key>}``, tagged by its key, so records spread ove
 Cluster.  On a cluster, staged commands must name keys in the record's slot: keys that carry
 the same tag (``claim.local("effects")``), or give the ``Idempotency`` a prefix with a hash tag
 of its own (``prefix="{once}:app"``): every record and every key with that tag then share one
-slot, at the price of putting them all on one node.  For side effects elsewhere (an HTTP call) the guarantee is "once unless the
-process dies between the side effect and the commit", a window of one Redis round trip; pass
-the remote API's own idempotency key where it has one.
+slot, at the price of putting them all on one node.
+
+For side effects elsewhere (an HTTP call) the guarantee is "once unless the process dies
+between the side effect and the commit", a window of one Redis round trip; pass the remote
+API's own idempotency key where it has one.
 """
 
 from __future__ import annotations
@@ -210,9 +212,9 @@ class Idempotency:
     """Dedupe records for side effects: ``claim`` (context manager) or ``idempotent`` (decorator).
 
     ``client`` is a redis-py client (one server, a cluster or a Sentinel's master, e.g. from
-    :func:`~celery_dlx.redisio.client.client_from_url`) or a :class:`Store`.  ``ttl`` (seconds) is how long a done
-    key is remembered: longer than the longest time a duplicate can arrive (the task's whole
-    retry schedule).  ``lease`` (seconds) is how long a claim blocks other deliveries: longer
+    :func:`~celery_dlx.redisio.client.client_from_url`) or a :class:`Store`.  ``ttl`` (seconds)
+    is how long a done key is remembered: longer than the longest time a duplicate can arrive
+    (the task's whole retry schedule).  ``lease`` (seconds) is how long a claim blocks other deliveries: longer
     than the side effect takes, shorter than you are willing to wait after a crash.
     """
 

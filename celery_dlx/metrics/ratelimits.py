@@ -50,7 +50,8 @@ def limiters_of(conf: Any) -> list[Limiter]:
 
 
 def usage(limiter: Limiter) -> tuple[list[SlotUsage], dict[str, int]]:
-    """Each reported slot's usage, and how many slots each limit has (raises redis errors)."""
+    """Each reported slot's usage, and how many slots each limit has (raises redis errors, or
+    the storage's unavailable error while its cluster cannot be reached)."""
     client = limiter.storage.client  # type: ignore[attr-defined]  # checked by limiters_of
     slots = _slots(client, limiter)
     counts = {name: len(found) for name, found in slots.items()}
