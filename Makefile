@@ -80,3 +80,12 @@ test-rabbitmq4: $(VENV)/.installed services
 	$(PY) -m pytest $(RABBITMQ4_INTEGRATION) || status=$$?; \
 	DLX_RELIABILITY_QUORUM_RESTART=1 $(PY) -m pytest $(RABBITMQ4_RELIABILITY) || status=$$?; \
 	scripts/rabbitmq4.sh stop; exit $$status
+
+# The Redis storages (rate limits, breakers, task trees, page ledgers, idempotency, metrics) on a
+# local Redis Cluster of 3 masters + 3 replicas (127.0.0.1:7100-7105) and on a local Sentinel
+# setup (master + replica on 7150-7151, sentinels on 26379-26381), started and removed by the
+# tests, plus the failover tests (their own servers on 7110-7115 and 7160-7161 / 26389-26391).
+# Needs redis-server and redis-cli.
+.PHONY: test-redis-cluster
+test-redis-cluster: $(VENV)/.installed services
+	$(PY) -m pytest -m "redis_cluster or redis_sentinel"

@@ -6,8 +6,9 @@ again.  :class:`Idempotency` keeps a dedupe record per *key* (a name for the sid
 as ``"post:{account}:{post_id}"``) so the second run sees that the work is already done::
 
     from celery_dlx.idempotency import Idempotency, InProgress
+    from celery_dlx.redisio.client import client_from_url
 
-    once = Idempotency(redis.Redis.from_url(REDIS_URL), ttl=7 * 24 * 3600, lease=60)
+    once = Idempotency(client_from_url(REDIS_URL, 1.0), ttl=7 * 24 * 3600, lease=60)  # any Redis URL
 
     @app.task(bind=True, base=DLXTask, acks_late=True)
     def publish_post(self, account_id, post_id):
@@ -34,9 +35,18 @@ How a key moves (all steps atomic: Lua on Redis, a lock in memory):
 
 Exactly once for Redis side effects: stage them on the claim (``claim.call("HINCRBY", h, f, 1)``)
 and they are applied in the same atomic step that marks the key done, so a crash leaves either
-both or neither.  For side effects elsewhere (an HTTP call) the guarantee is "once unless the
-process dies between the side effect and the commit", a window of one Redis round trip; pass
-the remote API's own idempotency key where it has one.
+both or neither.  Each staged command names one key, its first argument (``HINCRBY``, ``SET``,
+``SADD``, ``LPUSH``, ``EXPIRE``…).
+
+Keys: a record is ``<prefix>:{<key>}``, tagged by its key, so records spread over a Redis
+Cluster.  On a cluster, staged commands must name keys in the record's slot: keys that carry
+the same tag (``claim.local("effects")``), or give the ``Idempotency`` a prefix with a hash tag
+of its own (``prefix="{once}:app"``): every record and every key with that tag then share one
+slot, at the price of putting them all on one node.
+
+For side effects elsewhere (an HTTP call) the guarantee is "once unless the process dies
+between the side effect and the commit", a window of one Redis round trip; pass the remote
+API's own idempotency key where it has one.
 """
 
 from __future__ import annotations
@@ -51,6 +61,7 @@ from contextlib import contextmanager
 from typing import Any, Protocol, TypeVar
 
 from .errors import CeleryDLXError
+from .redisio.keys import tagged
 from .redisio.scripts import lua_source
 
 #: Value of a key whose side effect is done (a lease holds a random hex token instead).
@@ -94,8 +105,8 @@ class Store(Protocol):
 
 
 class RedisStore:
-    """Dedupe records in Redis, each transition one Lua script (single Redis or one hash slot:
-    staged operations may name other keys, so use a standalone Redis, not a cluster)."""
+    """Dedupe records in Redis (one server, a Sentinel's master or a cluster: see the module
+    docstring for the keys staged commands may name), each transition one Lua script."""
 
     def __init__(self, client: Any) -> None:
         self.client = client
@@ -108,7 +119,8 @@ class RedisStore:
         return (state.decode() if isinstance(state, bytes) else str(state)), int(pttl)
 
     def commit(self, key: str, token: str, ttl_ms: int, ops: list[list[Any]]) -> bool:
-        return bool(self._commit(keys=[key], args=[token, ttl_ms, json.dumps(ops), DONE]))
+        keys = [key, *(op[1] for op in ops)]
+        return bool(self._commit(keys=keys, args=[token, ttl_ms, json.dumps(ops), DONE]))
 
     def release(self, key: str, token: str) -> None:
         self._release(keys=[key], args=[token])
@@ -169,19 +181,28 @@ class MemoryStore:
 class Claim:
     """What :meth:`Idempotency.claim` yields: true when this delivery does the work."""
 
-    def __init__(self, key: str, acquired: bool) -> None:
+    def __init__(self, key: str, acquired: bool, record: str = "") -> None:
         self.key = key
         self.acquired = acquired
+        #: The storage key of the record (``<prefix>:{<key>}``).
+        self.record = record
         self.ops: list[list[Any]] = []
 
     def __bool__(self) -> bool:
         return self.acquired
 
     def call(self, *op: Any) -> None:
-        """Stage a Redis command (``"HINCRBY", "h", "f", 1``) applied atomically with the commit."""
+        """Stage a Redis command (``"HINCRBY", "h", "f", 1``: its key first) applied atomically
+        with the commit."""
         if not self.acquired:
             raise RuntimeError(f"{self.key!r} is already done; nothing may be staged")
+        if op and isinstance(op[0], str) and len(op) < 2:
+            raise ValueError(f"a staged command names a key after the command, got {op!r}")
         self.ops.append(list(op))
+
+    def local(self, name: str) -> str:
+        """A key in the record's Redis Cluster slot (``<record>:<name>``), for staged commands."""
+        return f"{self.record}:{name}"
 
     def __repr__(self) -> str:
         return f"Claim({self.key!r}, acquired={self.acquired})"
@@ -190,9 +211,10 @@ class Claim:
 class Idempotency:
     """Dedupe records for side effects: ``claim`` (context manager) or ``idempotent`` (decorator).
 
-    ``client`` is a ``redis.Redis`` or a :class:`Store`.  ``ttl`` (seconds) is how long a done
-    key is remembered: longer than the longest time a duplicate can arrive (the task's whole
-    retry schedule).  ``lease`` (seconds) is how long a claim blocks other deliveries: longer
+    ``client`` is a redis-py client (one server, a cluster or a Sentinel's master, e.g. from
+    :func:`~celery_dlx.redisio.client.client_from_url`) or a :class:`Store`.  ``ttl`` (seconds)
+    is how long a done key is remembered: longer than the longest time a duplicate can arrive
+    (the task's whole retry schedule).  ``lease`` (seconds) is how long a claim blocks other deliveries: longer
     than the side effect takes, shorter than you are willing to wait after a crash.
     """
 
@@ -214,10 +236,11 @@ class Idempotency:
         self.ttl_ms = int(ttl * 1000)
         self.lease_ms = max(1, int(lease * 1000))
 
-    def _key(self, key: str) -> str:
+    def record_key(self, key: str) -> str:
+        """The storage key of ``key``'s record: ``<prefix>:{<key>}``, tagged by ``key``."""
         if not isinstance(key, str) or not key:
             raise ValueError(f"an idempotency key must be a non-empty string, got {key!r}")
-        return f"{self.prefix}:{key}"
+        return tagged(self.prefix, key)
 
     @contextmanager
     def claim(self, key: str) -> Iterator[Claim]:
@@ -226,14 +249,14 @@ class Idempotency:
         Raises :class:`InProgress` when another delivery holds the lease and :class:`LeaseLost`
         when the lease ran out before the body finished.
         """
-        full, token = self._key(key), uuid.uuid4().hex
+        full, token = self.record_key(key), uuid.uuid4().hex
         state, pttl = self.store.acquire(full, token, self.lease_ms)
         if state == "done":
-            yield Claim(key, False)
+            yield Claim(key, False, full)
             return
         if state == "busy":
             raise InProgress(key, max(pttl, 0) / 1000 or self.lease_ms / 1000)
-        claim = Claim(key, True)
+        claim = Claim(key, True, full)
         try:
             yield claim
         except BaseException:
@@ -244,7 +267,7 @@ class Idempotency:
 
     def done(self, key: str) -> bool:
         """True when ``key``'s side effect is recorded as done (for checks and tests)."""
-        return self.store.peek(self._key(key)) == DONE
+        return self.store.peek(self.record_key(key)) == DONE
 
     def idempotent(self, key: Callable[..., str] | str) -> Callable[[F], F]:
         """Decorator: call the function only if ``key`` (a string, or a function of the same

@@ -24,6 +24,7 @@ from typing import Literal
 
 from ..classify import Verdict, VerdictKind
 from ..errors import ConfigurationError
+from ..redisio.keys import tagged
 from . import state as machine
 from .state import CALL, DEFER, FAILURE, RELEASE, SUCCESS, Admission, Policy, Snapshot
 from .storage import BreakerUnavailable, Storage
@@ -135,7 +136,7 @@ class Breaker:
     def _key(self, name: str) -> str:
         if not isinstance(name, str) or not name:
             raise ValueError(f"a breaker name must be a non-empty string, got {name!r}")
-        return f"{self.prefix}:{name}"
+        return tagged(self.prefix, name)
 
     def _mark_down(self, error: BaseException) -> None:
         self._down_until = self._monotonic() + self.unavailable_retry

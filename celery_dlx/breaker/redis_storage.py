@@ -6,11 +6,13 @@ transition is atomic, so two workers can never both take the last probe, both tr
 breaker, or get the same slot.  Time comes from Redis's ``TIME`` inside the script (one
 clock for every worker); ``clock=`` injects one for tests.
 
-A breaker is two keys under the prefix: ``<prefix>:<name>`` (a hash: mode, opened, probe time,
-opens, probes issued, successes, last probe, end and start of the line, deferrals) and ``<prefix>:<name>:f``
-(the failure log, at most ``threshold`` times).  They expire ``forget_after`` after the probe
-time or the end of the line, whichever is later; a closed breaker with nothing logged is
-deleted.  In Redis Cluster put a hash tag in the name or prefix; not tested here.
+A breaker is two keys under the prefix: ``<prefix>:{<name>}`` (a hash: mode, opened, probe time,
+opens, probes issued, successes, last probe, end and start of the line, deferrals) and
+``<prefix>:{<name>}:f`` (the failure log, at most ``threshold`` times).  The name is their hash
+tag (:func:`celery_dlx.redisio.keys.tagged`), so on Redis Cluster both are in one slot and the
+breakers spread over the nodes (tested on a local cluster: ``make test-redis-cluster``).  They
+expire ``forget_after`` after the probe time or the end of the line, whichever is later; a
+closed breaker with nothing logged is deleted.
 
 Never a hang: the client must have socket timeouts (checked), and an unanswered call raises
 :class:`~.storage.BreakerUnavailable`.

@@ -16,8 +16,8 @@ No Redis configured (neither ``dlx_metrics_url`` nor a Redis result backend) or
 
 Keys (``dlx_metrics_prefix``, default ``celery_dlx:metrics:<dlx_prefix>``):
 
-- ``<prefix>:counters``: a hash, field ``<counter>\\x1f<label>\\x1f…`` → count;
-- ``<prefix>:minute:<unix minute>``: a hash per minute, ``retries`` / ``deferrals`` / ``parked``
+- ``{<prefix>}:counters``: a hash, field ``<counter>\\x1f<label>\\x1f…`` → count;
+- ``{<prefix>}:minute:<unix minute>``: a hash per minute, ``retries`` / ``deferrals`` / ``parked``
   → count, expiring after :data:`MINUTES_KEPT` minutes (the dashboard's chart).
 """
 
@@ -32,9 +32,8 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
-import redis
-
-from ..redisio.client import UNAVAILABLE, configured_url, shared_client
+from ..redisio.client import UNAVAILABLE, Client, configured_url, shared_client
+from ..redisio.keys import tagged_prefix
 
 logger = logging.getLogger(__name__)
 
@@ -130,17 +129,17 @@ class Recorder:
             self._counts, self._sums, self._minutes = Counter(), {}, Counter()
         if not (counts or sums or minutes):
             return True
-        key = f"{self.prefix}:counters"
+        key = counters_key(self.prefix)
         try:
             with shared_client(self.url, TIMEOUT).pipeline(transaction=False) as pipe:
                 for name, n in counts.items():
                     pipe.hincrby(key, name, n)
                 for name, total in sums.items():
                     pipe.hincrbyfloat(key, name, total)
-                for minute in {m for m, _ in minutes}:
-                    pipe.expire(f"{self.prefix}:minute:{minute}", MINUTES_KEPT * 60)
                 for (minute, series), n in minutes.items():
-                    pipe.hincrby(f"{self.prefix}:minute:{minute}", series, n)
+                    pipe.hincrby(minute_key(self.prefix, minute), series, n)
+                for minute in {m for m, _ in minutes}:  # after the writes: EXPIRE ignores a missing key
+                    pipe.expire(minute_key(self.prefix, minute), MINUTES_KEPT * 60)
                 pipe.execute()
         except UNAVAILABLE as error:
             with self._lock:  # keep them for the next flush
@@ -213,9 +212,21 @@ def _on_process_shutdown(**_: Any) -> None:
     flush_all()
 
 
-def read_counters(client: redis.Redis, prefix: str) -> dict[tuple[str, ...], float]:
+def counters_key(prefix: str) -> str:
+    """The hash of every counter.  All metric keys carry ``prefix`` as their hash tag, so a
+    flush is one pipeline to one Redis Cluster node: it fails or succeeds as a whole, and the
+    counters it keeps after a failure are not counted twice."""
+    return f"{tagged_prefix(prefix)}:counters"
+
+
+def minute_key(prefix: str, minute: int) -> str:
+    """The hash of one UNIX minute's series."""
+    return f"{tagged_prefix(prefix)}:minute:{minute}"
+
+
+def read_counters(client: Client, prefix: str) -> dict[tuple[str, ...], float]:
     """Every counter of ``prefix``: (name, *labels) → value."""
-    raw: dict[Any, Any] = client.hgetall(f"{prefix}:counters")
+    raw: dict[Any, Any] = client.hgetall(counters_key(prefix))
     out: dict[tuple[str, ...], float] = {}
     for name, value in raw.items():
         text = name.decode() if isinstance(name, bytes) else str(name)
@@ -223,13 +234,13 @@ def read_counters(client: redis.Redis, prefix: str) -> dict[tuple[str, ...], flo
     return out
 
 
-def read_per_minute(client: redis.Redis, prefix: str, minutes: int, now: float | None = None) -> dict[str, list[tuple[int, int]]]:
+def read_per_minute(client: Client, prefix: str, minutes: int, now: float | None = None) -> dict[str, list[tuple[int, int]]]:
     """Counts per minute of the last ``minutes`` minutes, oldest first, the current one last."""
     current = int((time.time() if now is None else now) // 60)
     span = range(current - minutes + 1, current + 1)
     with client.pipeline(transaction=False) as pipe:
         for minute in span:
-            pipe.hgetall(f"{prefix}:minute:{minute}")
+            pipe.hgetall(minute_key(prefix, minute))
         rows: list[dict[Any, Any]] = pipe.execute()
     out: dict[str, list[tuple[int, int]]] = {series: [] for series in PER_MINUTE}
     for minute, row in zip(span, rows):

@@ -21,6 +21,8 @@ from ..ratelimit.limit import Limit
 from ..ratelimit.limiter import Limiter
 from ..ratelimit.rates import Rate
 from ..ratelimit.storage import ADAPTIVE, BUDGET, WINDOW
+from ..redisio.keys import tagged_prefix
+from ..redisio.store import ScriptedStore
 
 #: Most slots per limit reported as series.
 MAX_SLOTS = 50
@@ -44,11 +46,12 @@ class SlotUsage:
 
 def limiters_of(conf: Any) -> list[Limiter]:
     """The limiters named in ``dlx_metrics_limiters`` that keep their state in Redis."""
-    return [x for x in conf.get("dlx_metrics_limiters") or () if hasattr(getattr(x, "storage", None), "client")]
+    return [x for x in conf.get("dlx_metrics_limiters") or () if isinstance(getattr(x, "storage", None), ScriptedStore)]
 
 
 def usage(limiter: Limiter) -> tuple[list[SlotUsage], dict[str, int]]:
-    """Each reported slot's usage, and how many slots each limit has (raises redis errors)."""
+    """Each reported slot's usage, and how many slots each limit has (raises redis errors, or
+    the storage's unavailable error while its cluster cannot be reached)."""
     client = limiter.storage.client  # type: ignore[attr-defined]  # checked by limiters_of
     slots = _slots(client, limiter)
     counts = {name: len(found) for name, found in slots.items()}
@@ -75,7 +78,7 @@ def usage(limiter: Limiter) -> tuple[list[SlotUsage], dict[str, int]]:
 def _slots(client: Any, limiter: Limiter) -> dict[str, set[str]]:
     """Per limit, the slots that have state in Redis (one SCAN of the limiter's prefix)."""
     found: dict[str, set[str]] = {name: set() for name in limiter.limits}
-    head = limiter.prefix + ":"
+    head = tagged_prefix(limiter.prefix) + ":"
     for raw in client.scan_iter(match=_glob_escape(head) + "*", count=1000):
         key = raw.decode() if isinstance(raw, bytes) else raw
         rest, suffix = key[len(head) : -2], key[-2:]
@@ -116,7 +119,8 @@ def _burst(rate: Rate | AdaptiveRate | None) -> int:
 
 
 def _key(prefix: str, name: str, slot: str) -> str:
-    return f"{prefix}:{name}:{slot}" if slot else f"{prefix}:{name}"
+    head = tagged_prefix(prefix)
+    return f"{head}:{name}:{slot}" if slot else f"{head}:{name}"
 
 
 def _glob_escape(text: str) -> str:

@@ -49,6 +49,7 @@ from celery.canvas import Signature, group
 from ..broker.destination import origin_queue
 from ..compat import RequestKeptOnCall
 from ..errors import CeleryDLXError
+from ..redisio.keys import tagged
 from ..redisio.scripts import lua_source
 from ..retry import DLXTask
 from ..softlimit.task import SoftLimitRetry
@@ -63,7 +64,8 @@ class PaginationError(CeleryDLXError):
 
 
 class PageLedger:
-    """What the pages of each run saw, in Redis, under ``<prefix>:pages:<run>:…``.
+    """What the pages of each run saw, in Redis, under ``<prefix>:pages:{<run>}:…`` (one
+    Redis Cluster slot per run, so a page's scripts may touch all of them).
 
     ``items`` (item id → owning page), ``cursors`` and ``contents`` (next cursor / content
     fingerprint → first page that returned it), ``turned`` and ``finished`` (page numbers),
@@ -81,7 +83,7 @@ class PageLedger:
         return cls(TrackingConfig.from_conf(app.conf))
 
     def _key(self, run: str, name: str) -> str:
-        return f"{self.config.prefix}:pages:{run}:{name}"
+        return f"{tagged(self.config.prefix + ':pages', run)}:{name}"
 
     def observe(self, page: Page, item_ids: list[str], cursor: str | None) -> tuple[Observation, list[str]]:
         """Record what ``page`` fetched; return the observation and the ids the page owns."""
@@ -107,7 +109,9 @@ class PageLedger:
 
     def halt(self, page: Page, reason: Halt) -> None:
         key = self._key(page.run, "halts")
-        with self.client.pipeline(transaction=True) as pipe:
+        # Not MULTI: redis-py's cluster client has transactions only from 6.1.  One key, two
+        # commands in one write on one connection: Redis applies them in order.
+        with self.client.pipeline(transaction=False) as pipe:
             pipe.hset(key, page.number, reason.value)
             pipe.expire(key, self.config.ttl)
             pipe.execute()

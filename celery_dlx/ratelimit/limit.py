@@ -10,7 +10,11 @@ covers the calls whose factors match its ``where`` and keeps one state per combi
 
 Factor values become part of storage keys: pass an identifier of a token, never the secret.
 Values are percent-encoded in keys, so ``:`` cannot make two parts collide and ``{``/``}``
-cannot create Redis Cluster hash tags.
+cannot create Redis Cluster hash tags.  Every key starts with the limiter's prefix as its hash
+tag (``{celery_dlx:ratelimit}:<limit>:…``, :func:`celery_dlx.redisio.keys.tagged_prefix`): any
+combination of limits may cover one call, and a call's limits (and a batch's) are decided in
+one script, so on Redis Cluster all of a limiter's keys live in one slot.  Spread load over a
+cluster with several limiters (several prefixes).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from urllib.parse import quote
 
+from ..redisio.keys import tagged_prefix
 from .adaptive import AdaptiveRate
 from .rates import Rate
 from .storage import Slot
@@ -79,7 +84,7 @@ class Limit:
             raise ValueError(
                 f"limit {self.name!r} is kept per {', '.join(self.by)}, but the call gave no {', '.join(missing)}"
             )
-        key = ":".join([prefix, self.name, *(_key_part(factors[factor]) for factor in self.by)])
+        key = ":".join([tagged_prefix(prefix), self.name, *(_key_part(factors[factor]) for factor in self.by)])
         return Slot(self.name, key, *self._window)
 
 

@@ -30,7 +30,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import redis
 from celery import Celery, Task, current_app
 from celery.backends.base import BaseKeyValueStoreBackend
 from celery.canvas import Signature, group
@@ -39,7 +38,9 @@ from celery.result import AsyncResult, ResultSet
 from celery.states import PENDING
 
 from ..errors import CeleryDLXError, ConfigurationError
-from ..redisio.client import configured_url, shared_client
+from ..redisio.client import Client, configured_url, shared_client
+from ..redisio.keys import tagged
+from ..redisio.scripts import lua_source
 from ..settings import Settings
 from .progress import SUCCESS, TreeProgress, observe_tree
 
@@ -79,41 +80,46 @@ class TrackingConfig:
         return cls(url, Settings.from_conf(conf).prefix, ttl)
 
     @property
-    def client(self) -> redis.Redis:
+    def client(self) -> Client:
         return shared_client(self.url)
 
 
 class TreeStore:
     """The registered ids of each tree, the parent of each spawned id, and the tree of each id.
 
-    Keys: ``<prefix>:tree:<root>:nodes`` (set), ``<prefix>:tree:<root>:parents`` (hash child →
-    parent) and ``<prefix>:task:<id>`` (the root), all expiring after the TTL.
+    Keys: ``<prefix>:tree:{<root>}:nodes`` (set), ``<prefix>:tree:{<root>}:parents`` (hash
+    child → parent), both in the slot of the root id (:func:`~celery_dlx.redisio.keys.tagged`),
+    and ``<prefix>:task:<id>`` (the root), all expiring after the TTL.
     """
 
     def __init__(self, config: TrackingConfig) -> None:
         self.config = config
         self.client = config.client
+        self._register = self.client.register_script(lua_source(__package__, "register"))
 
     @classmethod
     def for_app(cls, app: Celery) -> TreeStore:
         return cls(TrackingConfig.from_conf(app.conf))
 
     def _key(self, root_id: str, name: str) -> str:
-        return f"{self.config.prefix}:tree:{root_id}:{name}"
+        return f"{tagged(self.config.prefix + ':tree', root_id)}:{name}"
 
     def task_key(self, task_id: str) -> str:
         return f"{self.config.prefix}:task:{task_id}"
 
     def register(self, root_id: str, parent_id: str | None, task_ids: Sequence[str]) -> None:
-        """Add ``task_ids`` to the tree of ``root_id`` in one transaction (idempotent)."""
+        """Add ``task_ids`` to the tree of ``root_id`` (idempotent).
+
+        Two steps, because the ids' own keys live in other cluster slots than the tree's: the
+        tree's ids and parents in one script (atomic, one slot), then each id's root in one
+        pipelined round trip.  Both happen before any of the tasks is sent, and a failure
+        raises before sending, so nobody can see a sent task that is not fully registered;
+        registering again completes a half-done registration.
+        """
         ttl = self.config.ttl
-        nodes, parents = self._key(root_id, "nodes"), self._key(root_id, "parents")
-        with self.client.pipeline(transaction=True) as pipe:
-            pipe.sadd(nodes, *task_ids)
-            pipe.expire(nodes, ttl)
-            if parent_id is not None:
-                pipe.hset(parents, mapping=dict.fromkeys(task_ids, parent_id))
-                pipe.expire(parents, ttl)
+        keys = [self._key(root_id, "nodes"), self._key(root_id, "parents")]
+        self._register(keys=keys, args=[ttl, parent_id or "", *task_ids])
+        with self.client.pipeline(transaction=False) as pipe:
             for task_id in task_ids:
                 pipe.set(self.task_key(task_id), root_id, ex=ttl)
             pipe.execute()

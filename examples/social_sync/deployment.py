@@ -104,7 +104,9 @@ class Deployment:
 
     def _delete_keys(self) -> None:
         store = self.app.backend.client
-        keys = list(store.scan_iter(match=f"{self.config.prefix}:*", count=1000))
+        # The run's keys, and its limiter's (their hash tag, the limiter's prefix, comes first).
+        patterns = (f"{self.config.prefix}:*", "{" + f"{self.config.prefix}:*")
+        keys = [key for pattern in patterns for key in store.scan_iter(match=pattern, count=1000)]
         for start in range(0, len(keys), 1000):
             store.delete(*keys[start : start + 1000])
 

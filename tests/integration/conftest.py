@@ -98,7 +98,8 @@ def _cleanup(observer: pika.BlockingConnection, dlx: DLXEnv) -> None:
         channel.exchange_delete(exchange=name)
     channel.close()
     # Counters the workers recorded (celery_dlx.metrics): the result backend is Redis.
-    keys = [*dlx.keys, *dlx.store.scan_iter(f"{metrics_prefix(dlx.app.conf)}:*")]
+    metrics = metrics_prefix(dlx.app.conf)
+    keys = [*dlx.keys, *dlx.store.scan_iter(f"{metrics}:*"), *dlx.store.scan_iter("{" + metrics + "}:*")]
     if keys:
         dlx.store.delete(*keys)
 

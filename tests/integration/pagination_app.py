@@ -3,7 +3,8 @@
 Configured from environment variables so the test process and the worker subprocesses build
 the same app: PAGING_TEST_PREFIX (dlx_prefix), PAGING_TEST_QUEUES (comma-separated work
 queues, the first is the default) and PAGING_TEST_API (base URL of tests/integration/fake_api).
-Trees and page ledgers live in the result backend's Redis (dlx_tracking_url's default).
+Trees and page ledgers live in the result backend's Redis (dlx_tracking_url's default), or at
+PAGING_TRACKING_URL when set (the local Redis Cluster, in the cluster variant of the tests).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ def make_app(env: Mapping[str, str]) -> Celery:
     app.conf.update(
         dlx_prefix=env["PAGING_TEST_PREFIX"],
         dlx_tracking_ttl=3600,
+        dlx_tracking_url=env.get("PAGING_TRACKING_URL") or None,
         task_queues=[Queue(name, routing_key=name) for name in queue_names],
         task_default_queue=queue_names[0],
         task_serializer="json",

@@ -28,7 +28,7 @@ from .dlx_app import REDIS_URL, make_app
 def make_ratelimit_app(env: Mapping[str, str]) -> Celery:
     app = make_app(env)
     limiter = Limiter(
-        RedisStorage.from_url(REDIS_URL),
+        RedisStorage.from_url(env.get("DLX_RL_URL") or REDIS_URL),  # the local cluster in its variant
         [Limit("trickle", env["DLX_RL_RATE"], by=("queue",))],
         prefix=env["DLX_RL_PREFIX"],
     )

@@ -46,7 +46,7 @@ def test_tasks_wait_out_an_outage_in_the_broker_and_only_probes_reach_the_server
     prefix = f"brtest:{uuid.uuid4().hex[:8]}"
     dlx.env["DLX_BR_PREFIX"] = prefix
     key = dlx.key()
-    dlx.keys += [f"{key}:arrivals", f"{key}:calls", f"{prefix}:facebook", f"{prefix}:facebook:f"]
+    dlx.keys += [f"{key}:arrivals", f"{key}:calls", f"{prefix}:{{facebook}}", f"{prefix}:{{facebook}}:f"]
     dlx.worker = WorkerProcess(
         "tests.integration.breaker_app:app", dlx.queues, BROKER_URL, env=dlx.env, cwd=ROOT, logfile=tmp_path / "worker.log"
     ).start()

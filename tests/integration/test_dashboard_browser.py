@@ -120,7 +120,8 @@ def deployment(make_env: Callable[..., DLXEnv], observer: pika.BlockingConnectio
     for _ in range(PARKS_COUNTED):
         recorder.add(PARKED, ("fb.fetch_posts", "auth_invalid"), per_minute=PARKED)
     assert recorder.flush()
-    env.keys += [key.decode() for pattern in (f"{env.prefix}:breaker*", f"{prefix}*") for key in store.scan_iter(pattern)]
+    patterns = (f"{env.prefix}:breaker*", f"{prefix}*", "{" + f"{prefix}*", "{" + f"{env.prefix}*")  # {…}: tagged
+    env.keys += [key.decode() for pattern in patterns for key in store.scan_iter(pattern)]
     return deployment
 
 

@@ -115,7 +115,12 @@ def worked(
     dlx.worker.stop(warm=True)  # a warm stop flushes every pool process's counters
     yield dlx, key
     _cleanup(observer, dlx)
-    leftovers = [*store.scan_iter(f"{env['DLX_MX_PREFIX']}:*"), *store.scan_iter(f"{metrics_prefix(dlx.app.conf)}:*")]
+    leftovers = [
+        *store.scan_iter(f"{env['DLX_MX_PREFIX']}:*"),
+        *store.scan_iter("{" + f"{env['DLX_MX_PREFIX']}:*"),  # the limiter's keys, tagged by its prefix
+        *store.scan_iter(f"{metrics_prefix(dlx.app.conf)}:*"),
+        *store.scan_iter("{" + f"{metrics_prefix(dlx.app.conf)}" + "}:*"),  # the counters, tagged by their prefix
+    ]
     if leftovers:
         store.delete(*leftovers)
 

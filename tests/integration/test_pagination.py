@@ -1,7 +1,9 @@
 """Pagination, task trees and soft time limits with real workers, Redis and a fake HTTP API.
 
 One prefork worker (soft limits fire by signal) and one threads worker (they never fire) serve
-every test of the module; each test has its own datasets, run ids and Redis keys.
+every test of the module; each test has its own datasets, run ids and Redis keys.  The module
+runs twice: with trees and ledgers in the standalone Redis, and in a local Redis Cluster
+(marker ``redis_cluster``; the result backend stays the standalone Redis).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from celery import Celery
 
 from celery_dlx.pagination.plans import Halt
 from celery_dlx.pagination.tasks import PageLedger, cursor_pages, offset_pages, window_pages
+from celery_dlx.redisio.client import Client, client_from_url
 from celery_dlx.testing.worker import WorkerProcess, wait_for_arrivals
 from celery_dlx.tracking.progress import TreeProgress
 from celery_dlx.tracking.store import UNKNOWN, TreeResult, start_tree, state_of
@@ -60,8 +63,9 @@ def api() -> Iterator[FakeAPI]:
     server.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=["standalone", pytest.param("cluster", marks=pytest.mark.redis_cluster)])
 def paging(
+    request: pytest.FixtureRequest,
     services: None,
     store: redis.Redis,
     observer: pika.BlockingConnection,
@@ -71,6 +75,10 @@ def paging(
     prefix = f"dlxtest.{uuid.uuid4().hex[:8]}"
     queues = [f"{prefix}.work", f"{prefix}.threads", f"{prefix}.idle"]
     env = {"PAGING_TEST_PREFIX": prefix, "PAGING_TEST_QUEUES": ",".join(queues), "PAGING_TEST_API": api.url}
+    tracking: Client = store
+    if request.param == "cluster":
+        env["PAGING_TRACKING_URL"] = str(request.getfixturevalue("redis_cluster_url"))
+        tracking = client_from_url(env["PAGING_TRACKING_URL"], 5.0)
     dlx = DLXEnv(prefix=prefix, queues=queues, env=env, app=make_app(env), store=store)
     logdir = tmp_path_factory.mktemp("paging")
     workers = [
@@ -85,9 +93,11 @@ def paging(
     finally:
         for worker in workers:
             worker.stop(warm=False)
-        tracked = [key.decode() for key in store.scan_iter(f"{prefix}:*")]
+        tracked = [key.decode() for key in tracking.scan_iter(f"{prefix}:*")]
         task_ids = [key.rpartition(":")[2] for key in tracked if key.startswith(f"{prefix}:task:")]
-        dlx.keys += tracked + [dlx.app.backend.get_key_for_task(task_id).decode() for task_id in task_ids]
+        dlx.keys += [dlx.app.backend.get_key_for_task(task_id).decode() for task_id in task_ids]
+        for key in tracked:  # one at a time: in a cluster they live in different slots
+            tracking.delete(key)
         _cleanup(observer, dlx)
 
 

@@ -14,6 +14,7 @@ import redis
 
 from celery_dlx.ratelimit import Rate
 from celery_dlx.ratelimit.tasks import MAX_JITTER
+from celery_dlx.redisio.client import Client, client_from_url
 from celery_dlx.settings import Settings
 from celery_dlx.testing.worker import WorkerProcess
 from tests.unit.test_ratelimit_concurrency import busiest_window
@@ -29,11 +30,16 @@ RATE = Rate.parse("2/1.5 seconds")
 TASKS = 5
 
 
-@pytest.fixture
+@pytest.fixture(params=["standalone", pytest.param("cluster", marks=pytest.mark.redis_cluster)])
 def trickle(
-    services: None, store: redis.Redis, observer: pika.BlockingConnection, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    services: None,
+    store: redis.Redis,
+    observer: pika.BlockingConnection,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[DLXEnv]:
-    """A unique deployment whose work queue is limited to RATE, with a worker consuming it."""
+    """A unique deployment whose work queue is limited to RATE, with a worker consuming it; the
+    limiter's state in the standalone Redis, or in the local Redis Cluster."""
     prefix = f"dlxtest.{uuid.uuid4().hex[:8]}"
     queues = [f"{prefix}.trickle"]
     env = {
@@ -42,6 +48,10 @@ def trickle(
         "DLX_RL_PREFIX": f"rltest:{prefix}",
         "DLX_RL_RATE": f"{RATE.limit}/{RATE.period} seconds",
     }
+    limits: Client = store
+    if request.param == "cluster":
+        env["DLX_RL_URL"] = str(request.getfixturevalue("redis_cluster_url"))
+        limits = client_from_url(env["DLX_RL_URL"], 5.0)
     dlx = DLXEnv(prefix=prefix, queues=queues, env=env, app=make_ratelimit_app(env), store=store)
     dlx.worker = WorkerProcess(
         "tests.integration.ratelimit_app:app",
@@ -54,9 +64,8 @@ def trickle(
     yield dlx
     dlx.worker.stop(warm=False)
     _cleanup(observer, dlx)
-    limiter_keys = list(store.scan_iter(f"{env['DLX_RL_PREFIX']}:*"))
-    if limiter_keys:
-        store.delete(*limiter_keys)
+    for key in list(limits.scan_iter("{" + env["DLX_RL_PREFIX"] + "}:*")):  # tagged by the limiter's prefix
+        limits.delete(key)
 
 
 def entries(store: redis.Redis, key: str) -> list[dict[str, Any]]:

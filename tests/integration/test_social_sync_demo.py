@@ -47,6 +47,7 @@ def test_short_demo_syncs_every_follower_exactly_once_and_cleans_up(
 
     prefix = re.search(r"^prefix (social\.[0-9a-f]+);", output, re.M).group(1)  # type: ignore[union-attr]
     assert list(store.scan_iter(match=f"{prefix}:*")) == []
+    assert list(store.scan_iter(match="{" + f"{prefix}:*")) == []  # the limiter's keys, tagged by its prefix
     with Connection(BROKER_URL) as conn:
         for queue in (f"{prefix}.parking", f"{prefix}.delay.10ms.L00", f"{prefix}.whales", f"{prefix}.facebook"):
             with pytest.raises(conn.channel_errors):

@@ -252,7 +252,7 @@ def _cleanup(rel: RelEnv, url: str) -> None:
                 channel.exchange_delete(rel.queue)
     except Exception as exc:
         print(f"cleanup of {rel.prefix} on the broker skipped: {exc!r}")
-    keys = list(rel.store.scan_iter(f"{rel.run}:*")) + list(rel.store.scan_iter(f"dlxrel:once:{rel.run}:*", count=1000))
+    keys = list(rel.store.scan_iter(f"{rel.run}:*")) + list(rel.store.scan_iter("dlxrel:once:{" + f"{rel.run}:*", count=1000))
     for start in range(0, len(keys), 1000):
         rel.store.delete(*keys[start : start + 1000])
 

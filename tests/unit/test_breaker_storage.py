@@ -31,14 +31,23 @@ from celery_dlx.breaker import (
 )
 from celery_dlx.breaker import state as machine
 from celery_dlx.errors import ConfigurationError
+from celery_dlx.redisio.client import Client
+from celery_dlx.redisio.keys import tagged
 
-from .ratelimit_support import FakeClock, redis_client  # noqa: F401  (fixture)
+from .ratelimit_support import FakeClock, delete_under, redis_client  # noqa: F401  (fixture)
 
 POLICY = Policy(threshold=3, window=10, open_for=30, max_open_for=100, backoff=2, probes=2, close_after=2,
                 probe_timeout=20, probe_wait=5, recovery_rate=10)  # fmt: skip
 
 
-@pytest.fixture(params=["memory", "redis"])
+@pytest.fixture(
+    params=[
+        "memory",
+        "redis",
+        pytest.param("redis-cluster", marks=pytest.mark.redis_cluster),
+        pytest.param("redis-sentinel", marks=pytest.mark.redis_sentinel),
+    ]
+)
 def kind(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
@@ -53,12 +62,10 @@ def breaker(kind: str, clock: FakeClock, request: pytest.FixtureRequest) -> Iter
     if kind == "memory":
         yield Breaker(MemoryStorage(clock), POLICY)
         return
-    client: redis.Redis = request.getfixturevalue("redis_client")
+    client: Client = request.getfixturevalue("redis_client")
     prefix = f"brtest:{uuid.uuid4().hex[:12]}"
     yield Breaker(RedisStorage(client, clock=clock), POLICY, prefix=prefix)
-    keys = list(client.scan_iter(f"{prefix}:*"))
-    if keys:
-        client.delete(*keys)
+    delete_under(client, prefix)
 
 
 def fail(breaker: Breaker, times: int, clock: FakeClock, every: float = 1.0, name: str = "fb") -> None:
@@ -196,7 +203,7 @@ def run_script(breaker: Breaker, clock: FakeClock, seed: int) -> list[Any]:
 
 
 @pytest.mark.parametrize("seed", range(5))
-def test_redis_decides_exactly_like_memory(redis_client: redis.Redis, seed: int) -> None:  # noqa: F811
+def test_redis_decides_exactly_like_memory(redis_client: Client, seed: int) -> None:  # noqa: F811
     memory_clock, redis_clock = FakeClock(), FakeClock()
     prefix = f"brtest:{uuid.uuid4().hex[:12]}"
     try:
@@ -205,17 +212,15 @@ def test_redis_decides_exactly_like_memory(redis_client: redis.Redis, seed: int)
             Breaker(RedisStorage(redis_client, clock=redis_clock), POLICY, prefix=prefix), redis_clock, seed
         )
     finally:
-        keys = list(redis_client.scan_iter(f"{prefix}:*"))
-        if keys:
-            redis_client.delete(*keys)
+        delete_under(redis_client, prefix)
     assert in_redis == memory
     modes = {getattr(x, "mode", x) for x in memory}
     assert {CLOSED, OPEN, HALF_OPEN} <= modes, "the walk visited every state"
 
 
-def test_redis_keys_expire_and_a_quiet_breaker_leaves_nothing(redis_client: redis.Redis) -> None:  # noqa: F811
+def test_redis_keys_expire_and_a_quiet_breaker_leaves_nothing(redis_client: Client, redis_url: str) -> None:  # noqa: F811
     prefix = f"brtest:{uuid.uuid4().hex[:12]}"
-    breaker = Breaker(RedisStorage.from_url("redis://127.0.0.1:6379/0"), POLICY, prefix=prefix)
+    breaker = Breaker(RedisStorage.from_url(redis_url), POLICY, prefix=prefix)
     try:
         breaker.admit("fb")
         breaker.record("fb", SUCCESS)
@@ -223,12 +228,10 @@ def test_redis_keys_expire_and_a_quiet_breaker_leaves_nothing(redis_client: redi
         for _ in range(3):
             breaker.record("fb", FAILURE)
         assert breaker.state("fb").mode == OPEN
-        ttl = redis_client.pttl(f"{prefix}:fb")
+        ttl = redis_client.pttl(tagged(prefix, "fb"))
         assert 0 < ttl <= (30 + 3600) * 1000 + 1000
     finally:
-        keys = list(redis_client.scan_iter(f"{prefix}:*"))
-        if keys:
-            redis_client.delete(*keys)
+        delete_under(redis_client, prefix)
 
 
 def test_redis_storage_refuses_a_client_without_timeouts() -> None:

@@ -1,11 +1,9 @@
 """celery_dlx.idempotency: the claim/commit/release logic on the memory store (no servers), and
-the Redis store's Lua scripts when a Redis is reachable on 127.0.0.1:6379 (skipped otherwise,
-failing under CI=true)."""
+the Redis store's Lua scripts on the Redis at 127.0.0.1:6379 (skipped without it, failing under
+CI=true) and on a local Redis Cluster (marker ``redis_cluster``)."""
 
 from __future__ import annotations
 
-import os
-import socket
 import threading
 import uuid
 from collections.abc import Iterator
@@ -15,6 +13,9 @@ import pytest
 
 from celery_dlx.errors import CeleryDLXError
 from celery_dlx.idempotency import Idempotency, InProgress, LeaseLost, MemoryStore
+from celery_dlx.redisio.client import Client
+
+from .ratelimit_support import delete_under, redis_client  # noqa: F401  (fixture)
 
 
 class Clock:
@@ -68,7 +69,7 @@ def test_a_held_lease_raises_in_progress_with_the_time_left(once: Idempotency, c
 
 def test_a_crashed_holder_s_lease_expires_and_the_next_delivery_does_the_work(once: Idempotency, clock: Clock) -> None:
     store = once.store
-    store.acquire("celery_dlx:once:post:1", "dead-worker", once.lease_ms)  # a process that died here
+    store.acquire(once.record_key("post:1"), "dead-worker", once.lease_ms)  # a process that died here
     with pytest.raises(InProgress), once.claim("post:1"):
         pass
     clock.now += 5.001
@@ -176,41 +177,40 @@ def test_concurrent_claims_let_exactly_one_through() -> None:
 # --- the Redis store: the same behaviour through the Lua scripts -----------------------------
 
 
-def _redis_up() -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", 6379), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
 @pytest.fixture
-def redis_once() -> Iterator[tuple[Idempotency, Any, str]]:
-    if not _redis_up():
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail("Redis is not reachable on 127.0.0.1:6379 (CI=true)")
-        pytest.skip("Redis is not reachable on 127.0.0.1:6379")
-    import redis
-
-    client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+def redis_once(redis_client: Client) -> Iterator[tuple[Idempotency, Any, str]]:  # noqa: F811
+    """Records under a prefix of their own, on the standalone Redis and on the cluster."""
     prefix = f"dlxunit:{uuid.uuid4().hex[:8]}"
-    yield Idempotency(client, prefix=prefix, ttl=60, lease=0.3), client, prefix
-    keys = list(client.scan_iter(f"{prefix}*"))
-    if keys:
-        client.delete(*keys)
+    yield Idempotency(redis_client, prefix=prefix, ttl=60, lease=0.3), redis_client, prefix
+    delete_under(redis_client, prefix)
 
 
 def test_redis_store_claims_once_and_applies_staged_commands_atomically(
     redis_once: tuple[Idempotency, Any, str],
 ) -> None:
-    once, client, prefix = redis_once
+    once, client, _ = redis_once
+    effects = f"{once.record_key('post:1')}:effects"  # in the record's cluster slot
     for _ in range(3):
         with once.claim("post:1") as claim:
             if claim:
-                claim.call("HINCRBY", f"{prefix}:effects", "post:1", 1)
-    assert client.hget(f"{prefix}:effects", "post:1") == b"1"
+                assert claim.local("effects") == effects
+                claim.call("HINCRBY", effects, "post:1", 1)
+    assert client.hget(effects, "post:1") == b"1"
     assert once.done("post:1")
-    assert 0 < client.pttl(f"{prefix}:post:1") <= 60_000
+    assert 0 < client.pttl(once.record_key("post:1")) <= 60_000
+
+
+def test_a_prefix_with_its_own_hash_tag_lets_commits_touch_every_key_with_that_tag(redis_client: Client) -> None:  # noqa: F811
+    tag = "{" + f"dlxunit:{uuid.uuid4().hex[:8]}" + "}"
+    once = Idempotency(redis_client, prefix=f"{tag}:once", ttl=60, lease=5)
+    try:
+        for post in ("1", "2", "2"):
+            with once.claim(f"post:{post}") as claim:
+                if claim:
+                    claim.call("HINCRBY", f"{tag}:effects", "posts", 1)
+        assert redis_client.hget(f"{tag}:effects", "posts") == b"2"
+    finally:
+        delete_under(redis_client, tag)
 
 
 def test_redis_store_lease_busy_release_and_expiry(
@@ -218,16 +218,16 @@ def test_redis_store_lease_busy_release_and_expiry(
 ) -> None:
     import time
 
-    once, client, prefix = redis_once
+    once, client, _ = redis_once
     with pytest.raises(RuntimeError), once.claim("a"):
         raise RuntimeError
-    assert client.get(f"{prefix}:a") is None  # released
+    assert client.get(once.record_key("a")) is None  # released
     with once.claim("b") as claim:
         assert claim
         with pytest.raises(InProgress) as info, once.claim("b"):
             pass
         assert 0 < info.value.retry_after <= 0.3
-    client.set(f"{prefix}:c", "token-of-a-dead-worker", px=300)
+    client.set(once.record_key("c"), "token-of-a-dead-worker", px=300)
     time.sleep(0.4)
     with once.claim("c") as claim:
         assert claim
@@ -236,8 +236,8 @@ def test_redis_store_lease_busy_release_and_expiry(
 def test_redis_store_lease_lost_applies_nothing(
     redis_once: tuple[Idempotency, Any, str],
 ) -> None:
-    once, client, prefix = redis_once
+    once, client, _ = redis_once
     with pytest.raises(LeaseLost), once.claim("d") as claim:
-        claim.call("SET", f"{prefix}:effect", "1")
-        client.set(f"{prefix}:d", "another-token")  # the lease ran out and another delivery holds it
-    assert client.get(f"{prefix}:effect") is None
+        claim.call("SET", claim.local("effect"), "1")
+        client.set(once.record_key("d"), "another-token")  # the lease ran out and another delivery holds it
+    assert client.get(f"{once.record_key('d')}:effect") is None

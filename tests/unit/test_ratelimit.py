@@ -24,6 +24,7 @@ from celery_dlx.ratelimit import (
     Storage,
     StorageUnavailable,
 )
+from celery_dlx.redisio.keys import tagged_prefix
 
 from .ratelimit_support import FakeClock, redis_client, redis_prefix  # noqa: F401  (fixtures)
 
@@ -38,7 +39,14 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.integration)])
+@pytest.fixture(
+    params=[
+        "memory",
+        pytest.param("redis", marks=pytest.mark.integration),
+        pytest.param("redis-cluster", marks=[pytest.mark.integration, pytest.mark.redis_cluster]),
+        pytest.param("redis-sentinel", marks=[pytest.mark.integration, pytest.mark.redis_sentinel]),
+    ]
+)
 def storage(request: pytest.FixtureRequest, clock: FakeClock) -> Storage:
     if request.param == "memory":
         return MemoryStorage(clock)
@@ -484,7 +492,7 @@ def test_redis_keys_expire_by_themselves(redis_client: redis.Redis, redis_prefix
     limiter.feedback(limiter.acquire(token="a"), limited=True)
     limiter.observe("tw", remaining=3, reset_after=30, token="a")
     ttls = {
-        key.decode().rsplit(":", 1)[1]: redis_client.pttl(key) for key in redis_client.scan_iter(f"{redis_prefix}:*")
+        key.decode().rsplit(":", 1)[1]: redis_client.pttl(key) for key in redis_client.scan_iter(f"{tagged_prefix(redis_prefix)}:*")
     }
     assert set(ttls) == {"w", "b", "a"}  # window logs, the budget, the adaptive state
     assert all(0 < ttl <= 600_000 for ttl in ttls.values()), ttls
@@ -497,5 +505,5 @@ def test_redis_clock_is_shared_and_exact(redis_client: redis.Redis, redis_prefix
     second = limiter.acquire(token="a")
     assert first.allowed and not second.allowed
     assert second.wait == (first.at_us + 3_600_000_000 - second.at_us) / 1_000_000
-    entry = redis_client.lindex(f"{redis_prefix}:user:a:w", 0)
+    entry = redis_client.lindex(f"{tagged_prefix(redis_prefix)}:user:a:w", 0)
     assert entry is not None and int(entry) == first.at_us

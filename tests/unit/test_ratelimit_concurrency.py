@@ -16,7 +16,6 @@ from multiprocessing.synchronize import Barrier
 import pytest
 
 from celery_dlx.ratelimit import Limit, Limiter, Rate, RedisStorage
-from tests.integration.dlx_app import REDIS_URL
 
 from .ratelimit_support import redis_client, redis_prefix  # noqa: F401  (fixtures)
 
@@ -27,11 +26,11 @@ TOKENS = ("t0", "t1")
 DURATION = 2.0
 
 
-def hammer(prefix: str, token: str, ready: Barrier, out: Queue) -> None:  # type: ignore[type-arg]
+def hammer(url: str, prefix: str, token: str, ready: Barrier, out: Queue) -> None:  # type: ignore[type-arg]
     """Runs in a child process: once every process is connected, ask as fast as possible for
     DURATION s; put its token, the admission times and the number of asks on ``out``."""
     limiter = Limiter(
-        RedisStorage.from_url(REDIS_URL, timeout=2.0),
+        RedisStorage.from_url(url, timeout=2.0),
         [Limit("app", APP), Limit("token", TOKEN, by=("token",))],
         prefix=prefix,
     )
@@ -58,11 +57,11 @@ def busiest_window(times_us: Sequence[int], period_us: int) -> int:
 
 
 @pytest.mark.integration
-def test_several_processes_never_exceed_any_limit_in_any_window(redis_prefix: str) -> None:  # noqa: F811
+def test_several_processes_never_exceed_any_limit_in_any_window(redis_url: str, redis_prefix: str) -> None:  # noqa: F811
     tokens = [TOKENS[n % len(TOKENS)] for n in range(PROCESSES)]
     context = multiprocessing.get_context("spawn")
     ready, out = context.Barrier(PROCESSES), context.Queue()
-    processes = [context.Process(target=hammer, args=(redis_prefix, token, ready, out)) for token in tokens]
+    processes = [context.Process(target=hammer, args=(redis_url, redis_prefix, token, ready, out)) for token in tokens]
     for process in processes:
         process.start()
     results = [out.get(timeout=120) for _ in processes]
