@@ -23,8 +23,9 @@ from . import window
 from .adaptive import AdaptiveRate, AdaptiveState
 from .budget import Budget
 
-#: Suffixes of the three pieces of state a slot may have, under its key.
-WINDOW, BUDGET, ADAPTIVE = ":w", ":b", ":a"
+#: Suffixes of the pieces of state a slot may have, under its key: its window log, header
+#: budget, adaptive state, and the reservations not yet claimed (kept in a call's first slot).
+WINDOW, BUDGET, ADAPTIVE, RESERVED = ":w", ":b", ":a", ":r"
 
 
 class StorageUnavailable(CeleryDLXError):
@@ -49,6 +50,15 @@ class Slot(NamedTuple):
     adaptive: AdaptiveRate | None = None
 
 
+class Reservation(NamedTuple):
+    """A slot a denied call was given (storage times, microseconds): the call may run from
+    ``slot_us`` until ``slot_us`` plus the grace it was reserved with, once."""
+
+    slot_us: int
+    #: When it was reserved: an adaptive limit decreased since then voids it.
+    made_us: int
+
+
 class Answer(NamedTuple):
     """A storage's decision for one call."""
 
@@ -66,11 +76,25 @@ class Answer(NamedTuple):
 class Storage(Protocol):
     """What a rate-limit backend does.  Every method is one atomic step."""
 
-    def acquire(self, calls: Sequence[Sequence[Slot]], cost: int) -> list[Answer]:
+    def acquire(
+        self,
+        calls: Sequence[Sequence[Slot]],
+        cost: int,
+        *,
+        grace_us: int = 0,
+        reserve: bool = False,
+        claim: Reservation | None = None,
+    ) -> list[Answer]:
         """Decide each call (the slots that cover it) in order, at one instant.
 
         A call of ``cost`` is admitted if every one of its slots allows it, and is then
-        recorded in all of them; a denied call changes nothing.
+        recorded in all of them.  Without ``reserve`` a denied call changes nothing; with it,
+        a denied call is given the earliest slot every limit allows after every earlier call and
+        reservation, recorded in all of them as a call at ``slot + grace_us`` (the latest it may
+        run): its answer's ``at_us + wait_us``.  ``claim`` (one call only) presents a reservation
+        made earlier: within its grace it is admitted without being decided again, unless a
+        budget or an adaptive decrease learned since forbids it; before its slot it is denied
+        until then and kept; otherwise the call is decided anew.
         """
 
     def observe(self, key: str, remaining: int, reset_us: int, relative: bool) -> None:
@@ -105,10 +129,18 @@ class MemoryStorage:
         with self._lock:
             return len(self._data)
 
-    def acquire(self, calls: Sequence[Sequence[Slot]], cost: int) -> list[Answer]:
+    def acquire(
+        self,
+        calls: Sequence[Sequence[Slot]],
+        cost: int,
+        *,
+        grace_us: int = 0,
+        reserve: bool = False,
+        claim: Reservation | None = None,
+    ) -> list[Answer]:
         with self._lock:
             now = self._now()
-            return [self._acquire(slots, cost, now) for slots in calls]
+            return [self._acquire(slots, cost, now, grace_us, reserve, claim) for slots in calls]
 
     def observe(self, key: str, remaining: int, reset_us: int, relative: bool) -> None:
         with self._lock:
@@ -135,21 +167,53 @@ class MemoryStorage:
     def clear(self, slots: Sequence[Slot]) -> None:
         with self._lock:
             for slot in slots:
-                for suffix in (WINDOW, BUDGET, ADAPTIVE):
+                for suffix in (WINDOW, BUDGET, ADAPTIVE, RESERVED):
                     self._drop(slot.key + suffix)
 
-    def _acquire(self, slots: Sequence[Slot], cost: int, now: int) -> Answer:
-        longest, blocker = 0, -1
+    def _acquire(
+        self, slots: Sequence[Slot], cost: int, now: int, grace: int, reserve: bool, claim: Reservation | None
+    ) -> Answer:
         rates = tuple(self._rate(slot, now) for slot in slots)
+        earliest, blocker = now, -1
+        budgets_allow, decreased = True, 0
         for index, (slot, rate) in enumerate(zip(slots, rates)):
-            wait = self._wait(slot, rate, now, cost)
-            if wait > longest:
-                longest, blocker = wait, index
-        if longest:
-            return Answer(False, longest, now, blocker, rates)
+            windowed, budgeted = self._earliest(slot, rate, now, cost, grace)
+            budgets_allow = budgets_allow and budgeted <= now
+            if slot.adaptive is not None:
+                decreased = max(decreased, slot.adaptive.current(self._get(slot.key + ADAPTIVE, now), now).decreased_us)
+            if max(windowed, budgeted) > earliest:
+                earliest, blocker = max(windowed, budgeted), index
+        reserved: dict[int, int] | None = self._get(slots[0].key + RESERVED, now) if (reserve or claim is not None) and slots else None
+        if claim is not None and reserved is not None and claim.slot_us in reserved:
+            if now < claim.slot_us:
+                return Answer(False, claim.slot_us - now, now, 0, rates)
+            until = reserved.pop(claim.slot_us)
+            if now <= until and budgets_allow and decreased <= claim.made_us:
+                self._spend(slots, now, cost)
+                return Answer(True, 0, now, -1, rates)
+        if earliest == now:
+            for slot in slots:
+                self._record(slot, now, cost, max(now, self._newest(slot, now)))
+            self._spend(slots, now, cost)
+            return Answer(True, 0, now, -1, rates)
+        if (reserve or claim is not None) and slots:
+            earliest = self._reserve(slots, now, cost, earliest, grace, reserved)
+        return Answer(False, earliest - now, now, max(blocker, 0), rates)
+
+    def _reserve(
+        self, slots: Sequence[Slot], now: int, cost: int, slot_us: int, grace: int, reserved: dict[int, int] | None
+    ) -> int:
+        """Record a reservation at ``slot_us`` (made unique: after the last one) in every slot."""
+        reserved = reserved if reserved is not None else {}
+        for old in [old for old, until in reserved.items() if until < now]:
+            del reserved[old]
+        if reserved:
+            slot_us = max(slot_us, next(reversed(reserved)) + 1)
+        reserved[slot_us] = slot_us + grace
+        self._put(slots[0].key + RESERVED, reserved, slot_us + grace)
         for slot in slots:
-            self._admit(slot, now, cost)
-        return Answer(True, 0, now, -1, rates)
+            self._record(slot, now, cost, slot_us + grace)
+        return slot_us
 
     def _rate(self, slot: Slot, now: int) -> float | None:
         if slot.adaptive is None:
@@ -157,23 +221,32 @@ class MemoryStorage:
         state: AdaptiveState | None = self._get(slot.key + ADAPTIVE, now)
         return slot.adaptive.rate(slot.adaptive.current(state, now))
 
-    def _wait(self, slot: Slot, rate: float | None, now: int, cost: int) -> int:
-        wait = 0
+    def _earliest(self, slot: Slot, rate: float | None, now: int, cost: int, grace: int) -> tuple[int, int]:
+        """When the slot's window, and when its budget, would let the call run (0: any time)."""
+        windowed = 0
         log: deque[int] | None = self._get(slot.key + WINDOW, now)
         if slot.limit and log:
             period = slot.period_us if rate is None else window.period_us(slot.limit, rate)
-            wait = window.wait_us(log, now, slot.limit, period, cost)
+            windowed = window.earliest_us(log, slot.limit, period, cost, grace)
         budget: Budget | None = self._get(slot.key + BUDGET, now)
-        return max(wait, budget.wait_us(now, cost)) if budget else wait
+        wait = budget.wait_us(now, cost) if budget else 0
+        return windowed, now + wait if wait else 0
 
-    def _admit(self, slot: Slot, now: int, cost: int) -> None:
+    def _newest(self, slot: Slot, now: int) -> int:
+        log: deque[int] | None = self._get(slot.key + WINDOW, now)
+        return log[0] if log else 0
+
+    def _record(self, slot: Slot, now: int, cost: int, entry: int) -> None:
         if slot.limit:
             log: deque[int] = self._get(slot.key + WINDOW, now) or deque()
-            window.admit(log, now, slot.limit, cost)
-            self._put(slot.key + WINDOW, log, now + slot.period_us)
-        budget: Budget | None = self._get(slot.key + BUDGET, now)
-        if budget and budget.reset_us > now:
-            self._put(slot.key + BUDGET, budget.spend(cost), budget.reset_us)
+            window.admit(log, entry, slot.limit, cost)
+            self._put(slot.key + WINDOW, log, entry + slot.period_us)
+
+    def _spend(self, slots: Sequence[Slot], now: int, cost: int) -> None:
+        for slot in slots:
+            budget: Budget | None = self._get(slot.key + BUDGET, now)
+            if budget and budget.reset_us > now:
+                self._put(slot.key + BUDGET, budget.spend(cost), budget.reset_us)
 
     def _now(self) -> int:
         return round(self._clock() * 1_000_000)

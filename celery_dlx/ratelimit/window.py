@@ -35,23 +35,28 @@ def period_us(limit: int, rate: float) -> int:
     return math.floor(limit * 1_000_000 / rate + 0.5)
 
 
-def wait_us(log: Sequence[int], now: int, limit: int, period: int, cost: int) -> int:
-    """Microseconds until ``cost`` more calls fit, 0 if they fit now.
+def earliest_us(log: Sequence[int], limit: int, period: int, cost: int, grace: int) -> int:
+    """The earliest time ``cost`` more calls may run under this log (0: any time).
 
     ``log`` holds admission times, newest first (at most ``limit`` are kept).  The calls fit when
     the entry ``limit - cost`` places back is absent or at least ``period`` old: then at most
-    ``limit - cost`` calls happened in the window ``(now - period, now]``.
+    ``limit - cost`` calls happened in the window before them.  A reservation's entry is its
+    slot plus ``grace`` (the latest it may run), so a call may run up to ``grace`` before the
+    newest entry; the entry it adds is then never older than the newest, and the log stays sorted.
     """
     index = limit - cost
     if index < 0:
         raise ValueError(f"a call costing {cost} can never fit a limit of {limit}")
-    if len(log) <= index:
+    if not log:
         return 0
-    return max(0, log[index] + period - now)
+    earliest = log[0] - grace
+    if len(log) > index:
+        earliest = max(earliest, log[index] + period)
+    return earliest
 
 
-def admit(log: deque[int], now: int, limit: int, cost: int) -> None:
-    """Record ``cost`` calls at ``now`` and forget entries that can no longer block anything."""
-    log.extendleft([now] * cost)
+def admit(log: deque[int], entry: int, limit: int, cost: int) -> None:
+    """Record ``cost`` calls at ``entry`` and forget entries that can no longer block anything."""
+    log.extendleft([entry] * cost)
     while len(log) > limit:
         log.pop()
