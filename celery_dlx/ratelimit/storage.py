@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, Protocol
 
@@ -174,31 +173,37 @@ class MemoryStorage:
         self, slots: Sequence[Slot], cost: int, now: int, grace: int, reserve: bool, claim: Reservation | None
     ) -> Answer:
         rates = tuple(self._rate(slot, now) for slot in slots)
+        periods = [slot.period_us if rate is None else window.period_us(slot.limit, rate) for slot, rate in zip(slots, rates)]
+        budgeted = [self._budgeted(slot, now, cost) for slot in slots]
         earliest, blocker = now, -1
-        budgets_allow, decreased = True, 0
-        for index, (slot, rate) in enumerate(zip(slots, rates)):
-            windowed, budgeted = self._earliest(slot, rate, now, cost, grace)
-            budgets_allow = budgets_allow and budgeted <= now
-            if slot.adaptive is not None:
-                decreased = max(decreased, slot.adaptive.current(self._get(slot.key + ADAPTIVE, now), now).decreased_us)
-            if max(windowed, budgeted) > earliest:
-                earliest, blocker = max(windowed, budgeted), index
-        reserved: dict[int, int] | None = self._get(slots[0].key + RESERVED, now) if (reserve or claim is not None) and slots else None
+        for index, slot in enumerate(slots):
+            at = max(self._earliest(slot, periods[index], now, now, cost, grace), budgeted[index])
+            if at > earliest:
+                earliest, blocker = at, index
+        moved = True
+        while moved and earliest > now:  # every limit must fit at the same time
+            moved = False
+            for index, slot in enumerate(slots):
+                at = self._earliest(slot, periods[index], earliest, now, cost, grace)
+                if at > earliest:
+                    earliest, blocker, moved = at, index, True
+        reserving = (reserve or claim is not None) and bool(slots)
+        reserved: dict[int, int] | None = self._get(slots[0].key + RESERVED, now) if reserving else None
         if claim is not None and reserved is not None and claim.slot_us in reserved:
             if now < claim.slot_us:
                 return Answer(False, claim.slot_us - now, now, 0, rates)
             until = reserved.pop(claim.slot_us)
-            if now <= until and budgets_allow and decreased <= claim.made_us:
+            if now <= until and max(budgeted) <= now and self._decreased(slots, now) <= claim.made_us:
                 self._spend(slots, now, cost)
                 return Answer(True, 0, now, -1, rates)
         if earliest == now:
             for slot in slots:
-                self._record(slot, now, cost, max(now, self._newest(slot, now)))
+                self._record(slot, now, cost, now)
             self._spend(slots, now, cost)
             return Answer(True, 0, now, -1, rates)
-        if (reserve or claim is not None) and slots:
+        if reserving:
             earliest = self._reserve(slots, now, cost, earliest, grace, reserved)
-        return Answer(False, earliest - now, now, max(blocker, 0), rates)
+        return Answer(False, earliest - now, now, blocker, rates)
 
     def _reserve(
         self, slots: Sequence[Slot], now: int, cost: int, slot_us: int, grace: int, reserved: dict[int, int] | None
@@ -221,26 +226,27 @@ class MemoryStorage:
         state: AdaptiveState | None = self._get(slot.key + ADAPTIVE, now)
         return slot.adaptive.rate(slot.adaptive.current(state, now))
 
-    def _earliest(self, slot: Slot, rate: float | None, now: int, cost: int, grace: int) -> tuple[int, int]:
-        """When the slot's window, and when its budget, would let the call run (0: any time)."""
-        windowed = 0
-        log: deque[int] | None = self._get(slot.key + WINDOW, now)
-        if slot.limit and log:
-            period = slot.period_us if rate is None else window.period_us(slot.limit, rate)
-            windowed = window.earliest_us(log, slot.limit, period, cost, grace)
+    def _earliest(self, slot: Slot, period: int, start: int, now: int, cost: int, grace: int) -> int:
+        """When the slot's window lets the call run, from ``start``."""
+        log: list[int] | None = self._get(slot.key + WINDOW, now) if slot.limit else None
+        return window.earliest_us(log, start, slot.limit, period, cost, grace) if log else start
+
+    def _budgeted(self, slot: Slot, now: int, cost: int) -> int:
+        """When the slot's budget lets the call run (0: any time)."""
         budget: Budget | None = self._get(slot.key + BUDGET, now)
         wait = budget.wait_us(now, cost) if budget else 0
-        return windowed, now + wait if wait else 0
+        return now + wait if wait else 0
 
-    def _newest(self, slot: Slot, now: int) -> int:
-        log: deque[int] | None = self._get(slot.key + WINDOW, now)
-        return log[0] if log else 0
+    def _decreased(self, slots: Sequence[Slot], now: int) -> int:
+        """When an adaptive limit of the call was last decreased (0: never)."""
+        states = [(slot.adaptive, self._get(slot.key + ADAPTIVE, now)) for slot in slots if slot.adaptive]
+        return max((rate.current(state, now).decreased_us for rate, state in states), default=0)
 
     def _record(self, slot: Slot, now: int, cost: int, entry: int) -> None:
         if slot.limit:
-            log: deque[int] = self._get(slot.key + WINDOW, now) or deque()
-            window.admit(log, entry, slot.limit, cost)
-            self._put(slot.key + WINDOW, log, entry + slot.period_us)
+            log: list[int] = self._get(slot.key + WINDOW, now) or []
+            window.admit(log, entry, cost, now - slot.period_us)
+            self._put(slot.key + WINDOW, log, log[-1] + slot.period_us)
 
     def _spend(self, slots: Sequence[Slot], now: int, cost: int) -> None:
         for slot in slots:

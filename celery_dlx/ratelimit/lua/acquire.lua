@@ -2,16 +2,16 @@
 -- (storage.MemoryStorage.acquire, window.earliest_us).  A call is admitted only if all its
 -- limits admit it, and is then recorded in all of them.  In mode 'p' a denied call changes
 -- nothing; in mode 'r' it reserves the earliest slot all its limits allow, recorded in every
--- log as a call at slot + grace (the latest it may run) and in its reservations (a sorted set:
--- member the slot, score the end of its grace); mode 'c' (one call) first claims a reservation.
+-- window as a call at slot + grace (the latest it may run) and in its reservations (a sorted
+-- set: member the slot, score the end of its grace); mode 'c' (one call) first claims one.
 -- ARGV: clock, cost, grace, mode ('p', 'r' or 'c'), for 'c' the claimed slot and when it was
 --   made, then per call: its number of limits and, per limit, either
 --   'f', limit, period                    a known rate (limit 0: learned from headers only), or
 --   'a', limit, period, initial, floor, ceiling, decrease, recover, forget
 --                                         an adaptive rate (period: the longest, for expiry).
--- KEYS: per call, in modes 'r' and 'c', its reservations; then per limit: its window log (list,
---       newest first) and header budget (hash r, t), and for an adaptive limit its state
---       (hash p, n, d, u).
+-- KEYS: per call, in modes 'r' and 'c', its reservations; then per limit: its window (sorted
+--       set of the latest time each call may run) and header budget (hash r, t), and for an
+--       adaptive limit its state (hash p, n, d, u).
 -- Returns {now, then per call: its wait (0: admitted; if reserved, the slot is now + wait); if
 -- denied, the 0-based index of the limit with the longest wait; and the rate of each of its
 -- adaptive limits as exact text}.
@@ -26,13 +26,46 @@ if mode == 'c' then
 end
 local reply = {now}
 
--- Records cost calls at entry in a log, keeping the newest limit entries until they expire.
-local function record(log, limit, entry, expiry)
-    for _ = 1, cost do
-        redis.call('LPUSH', log, entry)
+-- Records cost calls that may run until entry in a window (sorted set: score entry, member
+-- unique thanks to the counter '#', whose score is minus the calls ever recorded), forgets the
+-- entries no call from now on can share a window with, and keeps it until its last entry ages out.
+local function record(log, entry, expiry)
+    local n = -tonumber(redis.call('ZINCRBY', log, -cost, '#'))
+    for i = 1, cost do
+        redis.call('ZADD', log, entry, string.format('%d:%d', entry, n - i))
     end
-    redis.call('LTRIM', log, 0, limit - 1)
-    redis.call('PEXPIRE', log, math.ceil((entry + expiry - now) / 1000))
+    redis.call('ZREMRANGEBYSCORE', log, 0, now - expiry)
+    local last = tonumber(redis.call('ZRANGE', log, -1, -1, 'WITHSCORES')[2])
+    redis.call('PEXPIRE', log, math.ceil((last + expiry - now) / 1000))
+end
+
+-- A window written as a list (newest first) by celery_dlx before reservations, as a sorted set.
+local function upgrade(log)
+    if redis.call('TYPE', log).ok == 'list' then
+        local entries, ttl = redis.call('LRANGE', log, 0, -1), redis.call('PTTL', log)
+        redis.call('DEL', log)
+        for i, entry in ipairs(entries) do
+            redis.call('ZADD', log, entry, entry .. ':' .. i)
+        end
+        redis.call('ZADD', log, -#entries, '#')
+        if ttl > 0 then
+            redis.call('PEXPIRE', log, ttl)
+        end
+    end
+end
+
+-- window.earliest_us: the earliest time from at when cost more calls fit the window log.
+local function earliest(log, at, limit, period)
+    local room = limit - cost
+    for _ = 1, 32 do
+        local low = string.format('(%d', at - period)
+        local found = redis.call('ZCOUNT', log, low, at + period + 2 * grace)
+        if found <= room then
+            return at
+        end
+        at = tonumber(redis.call('ZRANGEBYSCORE', log, low, '+inf', 'WITHSCORES', 'LIMIT', found - room - 1, 1)[2]) + period
+    end
+    return math.max(at, tonumber(redis.call('ZREVRANGE', log, room, room, 'WITHSCORES')[2]) + period)
 end
 
 -- The claim of the call whose reservations are ``reserved``: 'run' it, keep it 'early', or
@@ -54,7 +87,7 @@ end
 
 -- A reservation at slot (made unique: after the last one) in every log; returns the slot.
 local function reserve(reserved, slot, logs, limits, expiries)
-    redis.call('ZREMRANGEBYSCORE', reserved, '-inf', '(' .. now)
+    redis.call('ZREMRANGEBYSCORE', reserved, '-inf', string.format('(%d', now))
     local last = redis.call('ZRANGE', reserved, -1, -1)[1]
     if last and tonumber(last) >= slot then
         slot = tonumber(last) + 1
@@ -63,7 +96,7 @@ local function reserve(reserved, slot, logs, limits, expiries)
     redis.call('PEXPIRE', reserved, math.ceil((slot + grace - now) / 1000))
     for i = 1, #logs do
         if limits[i] > 0 then
-            record(logs[i], limits[i], slot + grace, expiries[i])
+            record(logs[i], slot + grace, expiries[i])
         end
     end
     return slot
@@ -77,12 +110,12 @@ local function decide(a, k)
     if mode ~= 'p' and count > 0 then
         reserved, k = KEYS[k], k + 1
     end
-    local logs, limits, expiries, newest, budgets, rates = {}, {}, {}, {}, {}, {}
-    local earliest, blocker, budgets_allow, decreased = now, -1, true, 0
+    local logs, limits, expiries, periods, budgets, rates = {}, {}, {}, {}, {}, {}
+    local at, blocker, budgets_allow, decreased = now, -1, true, 0
     for i = 1, count do
         local adaptive = ARGV[a] == 'a'
         local limit, period = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
-        logs[i], limits[i], expiries[i], newest[i], budgets[i] = KEYS[k], limit, period, 0, false
+        logs[i], limits[i], expiries[i], budgets[i] = KEYS[k], limit, period, false
         if adaptive then
             local initial, floor, ceiling = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5])
             local decrease, recover, forget = tonumber(ARGV[a + 6]), tonumber(ARGV[a + 7]), tonumber(ARGV[a + 8])
@@ -92,30 +125,21 @@ local function decide(a, k)
             period = math.floor(limit * 1000000 / rate + 0.5)
             decreased = math.max(decreased, down)
         end
-        local at = 0
+        periods[i] = period
+        local mine = now
         if limit > 0 then
-            local first = redis.call('LINDEX', KEYS[k], 0)
-            if first then
-                newest[i] = tonumber(first)
-                at = newest[i] - grace
-                local entry = first
-                if limit > cost then
-                    entry = redis.call('LINDEX', KEYS[k], limit - cost)
-                end
-                if entry then
-                    at = math.max(at, tonumber(entry) + period)
-                end
-            end
+            upgrade(KEYS[k])
+            mine = earliest(KEYS[k], now, limit, period)
         end
         local reset = tonumber(redis.call('HGET', KEYS[k + 1], 't'))  -- one field: most limits have none
         if reset and reset > now then
             budgets[i] = KEYS[k + 1]
             if tonumber(redis.call('HGET', KEYS[k + 1], 'r')) < cost then
-                at, budgets_allow = math.max(at, reset), false
+                mine, budgets_allow = math.max(mine, reset), false
             end
         end
-        if at > earliest then
-            earliest, blocker = at, i - 1
+        if mine > at then
+            at, blocker = mine, i - 1
         end
         if adaptive then
             a, k = a + 9, k + 3
@@ -123,14 +147,26 @@ local function decide(a, k)
             a, k = a + 3, k + 2
         end
     end
-    local wait = earliest - now
+    local moved = at > now
+    while moved do  -- every limit must fit at the same time
+        moved = false
+        for i = 1, count do
+            if limits[i] > 0 then
+                local mine = earliest(logs[i], at, limits[i], periods[i])
+                if mine > at then
+                    at, blocker, moved = mine, i - 1, true
+                end
+            end
+        end
+    end
+    local wait = at - now
     local claim_of = mode == 'c' and reserved and claim(reserved, budgets_allow, decreased)
     if claim_of == 'early' then
         wait, blocker = tonumber(claimed) - now, 0
     elseif claim_of == 'run' or wait == 0 then
         for i = 1, count do
             if claim_of ~= 'run' and limits[i] > 0 then
-                record(logs[i], limits[i], math.max(now, newest[i]), expiries[i])
+                record(logs[i], now, expiries[i])
             end
             if budgets[i] then
                 redis.call('HINCRBY', budgets[i], 'r', -cost)
@@ -138,7 +174,7 @@ local function decide(a, k)
         end
         wait = 0
     elseif reserved then
-        wait = reserve(reserved, earliest, logs, limits, expiries) - now
+        wait = reserve(reserved, at, logs, limits, expiries) - now
     end
     reply[#reply + 1] = wait
     if wait > 0 then
