@@ -112,8 +112,6 @@ def test_a_burst_comes_back_one_reserved_slot_at_a_time_not_as_a_herd(trickle: D
 
     assert sorted(a["id"] for a in admitted) == sorted(ids), "every task ran exactly once"
     assert busiest_window([a["at_us"] for a in admitted], RATE.period_us) <= RATE.limit
-    arrivals = entries(trickle.store, key)
-    print(f"{len(deferred)} deferrals for {BURST} tasks", sorted((round(a["due"] % 100, 3), round(a["t"] - a["due"], 3), a["id"][:4]) for a in arrivals if a["due"]))  # noqa: T201
     assert len(deferred) <= 1.2 * BURST, f"{len(deferred)} deferrals for {BURST} tasks"
     # Planned exactly: each deferral's countdown is the wait to its slot, without jitter.
     assert all(d["countdown"] == d["wait"] for d in deferred)
