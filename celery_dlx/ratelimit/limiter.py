@@ -12,7 +12,9 @@ other call denied in that instant, one of them wins and the rest are denied agai
 that covers it, so the k-th call denied in a burst waits for the k-th free slot.  Presented
 when the call comes back (``claim=``), the slot admits it without deciding again, if it is
 claimed within ``grace`` after its slot and nothing learned since (a budget from headers, a
-``Retry-After``, an adaptive decrease) forbids it.  Each reservation counts in every window as
+``Retry-After``) forbids it.  An adaptive decrease does not void reservations made before it
+(the calls already scheduled, like calls already in flight, count once: feedback on a claimed
+call dates from its reservation), only later ones are spaced at the new rate.  Each reservation counts in every window as
 a call at ``slot + grace``, the latest it may run, so no window of any limit, by the times the
 calls really ran (the claims), ever holds more than the limit.  A reservation never claimed
 costs one call in each window until it ages out, one period after its slot.
@@ -71,7 +73,8 @@ class Decision(NamedTuple):
     rates: tuple[float | None, ...] = ()
     #: True when the storage was unavailable and ``on_unavailable`` decided.
     degraded: bool = False
-    #: The slot reserved for a call :meth:`Limiter.reserve` denied; None otherwise.
+    #: The slot reserved for a call :meth:`Limiter.reserve` denied, or the one an admitted
+    #: call presented.
     reservation: Reservation | None = None
 
     @property
@@ -135,8 +138,7 @@ class Limiter:
         ``decision.wait`` away) instead of consuming nothing.
 
         Present the reservation as ``claim`` when the call comes back: within ``grace`` after
-        its slot it is admitted (unless a budget, ``Retry-After`` or adaptive decrease learned
-        since forbids it); before its slot it is denied again with the same reservation; used,
+        its slot it is admitted (unless a budget or ``Retry-After`` learned since forbids it); before its slot it is denied again with the same reservation; used,
         late or forbidden, the call is decided anew (and may reserve again).
         """
         slots = self._slots(factors)
@@ -149,7 +151,7 @@ class Limiter:
             return self._unavailable(slots, error)
         decision = _decision(answer, slots)
         if answer.allowed:
-            return decision
+            return decision._replace(reservation=claim)  # feedback dates a claimed call from it
         slot_us = answer.at_us + answer.wait_us
         kept = claim is not None and claim.slot_us == slot_us
         return decision._replace(reservation=claim if kept else Reservation(slot_us, answer.at_us))
@@ -216,7 +218,8 @@ class Limiter:
             return
         adaptive = [slot for slot, _ in pairs]
         rates = [rate for _, rate in pairs]
-        self._learn(partial(self.storage.feedback, adaptive, limited, decision.at_us, rates))
+        admitted = decision.reservation.made_us if decision.reservation else decision.at_us  # scheduled then
+        self._learn(partial(self.storage.feedback, adaptive, limited, admitted, rates))
         if limited and retry_after is not None and retry_after > 0:
             block = _us(retry_after)
             for key in [slot.key for slot in adaptive]:

@@ -67,7 +67,7 @@ class RedisStorage(ScriptedStore):
         keys: list[str] = []
         args: list[Any] = [self._now(), cost, grace_us]
         if claim is not None:
-            args += ("c", claim.slot_us, claim.made_us)
+            args += ("c", claim.slot_us)
         else:
             args.append("r" if reserve else "p")
         reserving = reserve or claim is not None

@@ -54,7 +54,7 @@ class Reservation(NamedTuple):
     ``slot_us`` until ``slot_us`` plus the grace it was reserved with, once."""
 
     slot_us: int
-    #: When it was reserved: an adaptive limit decreased since then voids it.
+    #: When it was reserved, under the rates then: feedback on the call counts from then.
     made_us: int
 
 
@@ -92,8 +92,8 @@ class Storage(Protocol):
         reservation, recorded in all of them as a call at ``slot + grace_us`` (the latest it may
         run): its answer's ``at_us + wait_us``.  ``claim`` (one call only) presents a reservation
         made earlier: within its grace it is admitted without being decided again, unless a
-        budget or an adaptive decrease learned since forbids it; before its slot it is denied
-        until then and kept; otherwise the call is decided anew.
+        budget learned since (headers, a ``Retry-After``) forbids it; before its slot it is
+        denied until then and kept; otherwise the call is decided anew.
         """
 
     def observe(self, key: str, remaining: int, reset_us: int, relative: bool) -> None:
@@ -193,7 +193,7 @@ class MemoryStorage:
             if now < claim.slot_us:
                 return Answer(False, claim.slot_us - now, now, 0, rates)
             until = reserved.pop(claim.slot_us)
-            if now <= until and max(budgeted) <= now and self._decreased(slots, now) <= claim.made_us:
+            if now <= until and max(budgeted) <= now:
                 self._spend(slots, now, cost)
                 return Answer(True, 0, now, -1, rates)
         if earliest == now:
@@ -236,11 +236,6 @@ class MemoryStorage:
         budget: Budget | None = self._get(slot.key + BUDGET, now)
         wait = budget.wait_us(now, cost) if budget else 0
         return now + wait if wait else 0
-
-    def _decreased(self, slots: Sequence[Slot], now: int) -> int:
-        """When an adaptive limit of the call was last decreased (0: never)."""
-        states = [(slot.adaptive, self._get(slot.key + ADAPTIVE, now)) for slot in slots if slot.adaptive]
-        return max((rate.current(state, now).decreased_us for rate, state in states), default=0)
 
     def _record(self, slot: Slot, now: int, cost: int, entry: int) -> None:
         if slot.limit:

@@ -169,7 +169,7 @@ def test_a_budget_from_headers_is_spent_by_claims_not_by_reservations(
     assert not spent.allowed and slot_of(spent) == 10_000_000
 
 
-def test_an_adaptive_decrease_after_the_reservation_voids_its_claim(
+def test_an_adaptive_decrease_spaces_later_reservations_and_counts_once_for_earlier_ones(
     make_limiter: MakeLimiter, clock: FakeClock
 ) -> None:
     limiter = make_limiter(Limit("fb", AdaptiveRate(initial=2.0, floor=0.5, ceiling=8.0, decrease=0.5), by=("token",)))
@@ -178,8 +178,12 @@ def test_an_adaptive_decrease_after_the_reservation_voids_its_claim(
     assert slot_of(reserved) == 500_000  # 2/s, one call a window
     clock.advance(0.1)
     limiter.feedback(admitted, limited=True)  # 429: now 1/s
-    voided = claim_at(limiter, clock, reserved, token="a")
-    assert not voided.allowed and slot_of(voided) == 500_000 + GRACE_US + 1_000_000
+    later = limiter.reserve(token="a")
+    assert slot_of(later) == 500_000 + GRACE_US + 1_000_000  # spaced at the new rate
+    ran = claim_at(limiter, clock, reserved, token="a")  # scheduled before the decrease: runs
+    assert ran.allowed and ran.reservation == reserved.reservation
+    limiter.feedback(ran, limited=True)  # its 429 was already answered by the decrease
+    assert limiter.reserve(token="a").rates == (1.0,)  # not halved again
 
 
 def test_a_reservation_counts_under_every_limit_without_holding_up_earlier_calls(

@@ -4,8 +4,7 @@
 -- nothing; in mode 'r' it reserves the earliest slot all its limits allow, recorded in every
 -- window as a call at slot + grace (the latest it may run) and in its reservations (a sorted
 -- set: member the slot, score the end of its grace); mode 'c' (one call) first claims one.
--- ARGV: clock, cost, grace, mode ('p', 'r' or 'c'), for 'c' the claimed slot and when it was
---   made, then per call: its number of limits and, per limit, either
+-- ARGV: clock, cost, grace, mode ('p', 'r' or 'c'), for 'c' the claimed slot, then per call: its number of limits and, per limit, either
 --   'f', limit, period                    a known rate (limit 0: learned from headers only), or
 --   'a', limit, period, initial, floor, ceiling, decrease, recover, forget
 --                                         an adaptive rate (period: the longest, for expiry).
@@ -19,10 +18,10 @@ local now = clock(ARGV[1])
 local cost = tonumber(ARGV[2])
 local grace = tonumber(ARGV[3])
 local mode = ARGV[4]
-local claimed, made
+local claimed
 local a = 5
 if mode == 'c' then
-    claimed, made, a = ARGV[5], tonumber(ARGV[6]), 7
+    claimed, a = ARGV[5], 6
 end
 local reply = {now}
 
@@ -69,8 +68,8 @@ local function earliest(log, at, limit, period)
 end
 
 -- The claim of the call whose reservations are ``reserved``: 'run' it, keep it 'early', or
--- nil (absent, late or voided: the call is decided anew).
-local function claim(reserved, budgets_allow, decreased)
+-- nil (absent, late or overruled by a budget: the call is decided anew).
+local function claim(reserved, budgets_allow)
     local until_ = redis.call('ZSCORE', reserved, claimed)
     if not until_ then
         return nil
@@ -79,7 +78,7 @@ local function claim(reserved, budgets_allow, decreased)
         return 'early'
     end
     redis.call('ZREM', reserved, claimed)
-    if now <= tonumber(until_) and budgets_allow and decreased <= made then
+    if now <= tonumber(until_) and budgets_allow then
         return 'run'
     end
     return nil
@@ -111,7 +110,7 @@ local function decide(a, k)
         reserved, k = KEYS[k], k + 1
     end
     local logs, limits, expiries, periods, budgets, rates = {}, {}, {}, {}, {}, {}
-    local at, blocker, budgets_allow, decreased = now, -1, true, 0
+    local at, blocker, budgets_allow = now, -1, true
     for i = 1, count do
         local adaptive = ARGV[a] == 'a'
         local limit, period = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
@@ -119,11 +118,10 @@ local function decide(a, k)
         if adaptive then
             local initial, floor, ceiling = tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4]), tonumber(ARGV[a + 5])
             local decrease, recover, forget = tonumber(ARGV[a + 6]), tonumber(ARGV[a + 7]), tonumber(ARGV[a + 8])
-            local peak, successes, down = adaptive_state(KEYS[k + 2], now, initial, decrease, recover, forget)
+            local peak, successes = adaptive_state(KEYS[k + 2], now, initial, decrease, recover, forget)
             local rate = adaptive_rate(peak, successes, floor, ceiling, decrease, recover)
             rates[#rates + 1] = string.format('%.17g', rate)
             period = math.floor(limit * 1000000 / rate + 0.5)
-            decreased = math.max(decreased, down)
         end
         periods[i] = period
         local mine = now
@@ -160,7 +158,7 @@ local function decide(a, k)
         end
     end
     local wait = at - now
-    local claim_of = mode == 'c' and reserved and claim(reserved, budgets_allow, decreased)
+    local claim_of = mode == 'c' and reserved and claim(reserved, budgets_allow)
     if claim_of == 'early' then
         wait, blocker = tonumber(claimed) - now, 0
     elseif claim_of == 'run' or wait == 0 then
