@@ -26,7 +26,7 @@ check range, and there were at most ``limit - cost`` of them.
   to 1.5x the limit in a real window when the previous window's calls came late.
 
 The cost is memory: one timestamp per call of the last period and per reservation (a Redis
-sorted set, about 60 bytes each), which for social-network limits (hundreds to tens of thousands
+sorted set, about 120 bytes each), which for social-network limits (hundreds to tens of thousands
 per window) is small and proportional to the calls actually made.  The wait of a denied call is
 exact: the time until the entries that block it leave the window.
 """

@@ -14,7 +14,6 @@ from celery.app.task import Context
 from celery.exceptions import Retry
 
 from celery_dlx.broker.headers import RESERVATION_HEADER
-
 from celery_dlx.ratelimit import (
     Limit,
     Limiter,
