@@ -67,10 +67,11 @@ def reserve_and_claim(limiter: Limiter, token: str) -> tuple[list[int], int]:
     while time.time() < start + DURATION:
         decision = limiter.reserve(claim=claim, token=token)
         failed += claim is not None and not decision.allowed
-        claim = decision.reservation
+        claim = None
         if decision.allowed:
             admitted.append(decision.at_us)
         else:
+            claim = decision.reservation
             time.sleep(decision.wait)
     return admitted, failed
 

@@ -13,6 +13,7 @@ import random
 from collections.abc import Callable
 
 import pytest
+import redis
 
 from celery_dlx.ratelimit import (
     AdaptiveRate,
@@ -235,3 +236,18 @@ def test_no_window_ever_holds_more_than_the_limit_whatever_the_claims_do(
     for token in "ab":
         assert busiest_window(ran[token], user.rate.period_us) <= 3  # type: ignore[union-attr]
     assert len(every) > 30 and claimed > 15  # the limits were used, and reservations ran
+
+
+@pytest.mark.integration
+def test_a_window_written_as_a_list_before_reservations_keeps_counting(
+    redis_client: redis.Redis, redis_prefix: str, clock: FakeClock  # noqa: F811
+) -> None:
+    """A rolling upgrade: the window of a limit is still the list the previous version wrote
+    (newest first); its calls keep counting, and the window becomes a sorted set."""
+    key = f"{redis_prefix}:user:a:w"
+    redis_client.lpush(key, START - 500_000, START - 200_000)  # two calls, the newest 0.2 s ago
+    redis_client.pexpire(key, 60_000)
+    limiter = Limiter(RedisStorage(redis_client, clock=clock), [Limit("user", "2/1 second", by=("token",))], prefix=redis_prefix)
+    denied = limiter.reserve(token="a")
+    assert slot_of(denied) == 500_000  # when the call of 0.5 s ago leaves the window
+    assert redis_client.type(key) == b"zset" and redis_client.zcard(key) == 4  # two calls, a reservation, '#'

@@ -26,19 +26,22 @@ end
 local reply = {now}
 
 -- Records cost calls that may run until entry in a window (sorted set: score entry, member
--- unique thanks to the counter '#', whose score is minus the calls ever recorded), forgets the
--- entries no call from now on can share a window with, and keeps it until its last entry ages out.
+-- unique thanks to the counter '#', whose score is minus the calls ever recorded), forgets (every
+-- 8th call, which bounds the set as well) the entries no call from now on can share a window
+-- with, and keeps the window until its last entry ages out.
 local function record(log, entry, expiry)
     local n = -tonumber(redis.call('ZINCRBY', log, -cost, '#'))
     for i = 1, cost do
         redis.call('ZADD', log, entry, string.format('%d:%d', entry, n - i))
     end
-    redis.call('ZREMRANGEBYSCORE', log, 0, now - expiry)
+    if math.floor(n / 8) ~= math.floor((n - cost) / 8) then
+        redis.call('ZREMRANGEBYSCORE', log, 0, now - expiry)
+    end
     local last = tonumber(redis.call('ZRANGE', log, -1, -1, 'WITHSCORES')[2])
     redis.call('PEXPIRE', log, math.ceil((last + expiry - now) / 1000))
 end
 
--- A window written as a list (newest first) by celery_dlx before reservations, as a sorted set.
+-- A window celery_dlx wrote as a list before reservations, as a sorted set of the same calls.
 local function upgrade(log)
     if redis.call('TYPE', log).ok == 'list' then
         local entries, ttl = redis.call('LRANGE', log, 0, -1), redis.call('PTTL', log)
@@ -53,12 +56,23 @@ local function upgrade(log)
     end
 end
 
+-- Entries of a window in (low, high]; a window written as a list (newest first) by celery_dlx
+-- before reservations is first made a sorted set (the error says so: no TYPE on every call).
+local function count(log, low, high)
+    local found = redis.pcall('ZCOUNT', log, low, high)
+    if type(found) == 'number' then
+        return found
+    end
+    upgrade(log)
+    return redis.call('ZCOUNT', log, low, high)
+end
+
 -- window.earliest_us: the earliest time from at when cost more calls fit the window log.
 local function earliest(log, at, limit, period)
     local room = limit - cost
     for _ = 1, 32 do
         local low = string.format('(%d', at - period)
-        local found = redis.call('ZCOUNT', log, low, at + period + 2 * grace)
+        local found = count(log, low, at + period + 2 * grace)
         if found <= room then
             return at
         end
@@ -126,7 +140,6 @@ local function decide(a, k)
         periods[i] = period
         local mine = now
         if limit > 0 then
-            upgrade(KEYS[k])
             mine = earliest(KEYS[k], now, limit, period)
         end
         local reset = tonumber(redis.call('HGET', KEYS[k + 1], 't'))  -- one field: most limits have none
