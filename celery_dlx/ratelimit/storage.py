@@ -180,13 +180,8 @@ class MemoryStorage:
             at = max(self._earliest(slot, periods[index], now, now, cost, grace), budgeted[index])
             if at > earliest:
                 earliest, blocker = at, index
-        moved = True
-        while moved and earliest > now:  # every limit must fit at the same time
-            moved = False
-            for index, slot in enumerate(slots):
-                at = self._earliest(slot, periods[index], earliest, now, cost, grace)
-                if at > earliest:
-                    earliest, blocker, moved = at, index, True
+        if earliest > now:
+            earliest, blocker = self._settle(slots, periods, earliest, blocker, now, cost, grace)
         reserving = (reserve or claim is not None) and bool(slots)
         reserved: dict[int, int] | None = self._get(slots[0].key + RESERVED, now) if reserving else None
         if claim is not None and reserved is not None and claim.slot_us in reserved:
@@ -202,23 +197,35 @@ class MemoryStorage:
             self._spend(slots, now, cost)
             return Answer(True, 0, now, -1, rates)
         if reserving:
-            earliest = self._reserve(slots, now, cost, earliest, grace, reserved)
+            reserved = reserved if reserved is not None else {}
+            for old in [old for old, until in reserved.items() if until < now]:
+                del reserved[old]
+            if reserved:  # paced at the first limit's rate (and so unique), as acquire.lua
+                spacing = max(1, cost * periods[0] // slots[0].limit) if slots[0].limit else 1
+                if next(reversed(reserved)) + spacing > earliest:
+                    earliest, blocker = self._settle(slots, periods, next(reversed(reserved)) + spacing, blocker, now, cost, grace)
+            self._reserve(slots, now, cost, earliest, grace, reserved)
         return Answer(False, earliest - now, now, blocker, rates)
 
-    def _reserve(
-        self, slots: Sequence[Slot], now: int, cost: int, slot_us: int, grace: int, reserved: dict[int, int] | None
-    ) -> int:
-        """Record a reservation at ``slot_us`` (made unique: after the last one) in every slot."""
-        reserved = reserved if reserved is not None else {}
-        for old in [old for old, until in reserved.items() if until < now]:
-            del reserved[old]
-        if reserved:
-            slot_us = max(slot_us, next(reversed(reserved)) + 1)
+    def _settle(
+        self, slots: Sequence[Slot], periods: Sequence[int], at: int, blocker: int, now: int, cost: int, grace: int
+    ) -> tuple[int, int]:
+        """From ``at``, the earliest time every limit lets the call run, and the last one that moved it."""
+        moved = True
+        while moved:
+            moved = False
+            for index, slot in enumerate(slots):
+                mine = self._earliest(slot, periods[index], at, now, cost, grace)
+                if mine > at:
+                    at, blocker, moved = mine, index, True
+        return at, blocker
+
+    def _reserve(self, slots: Sequence[Slot], now: int, cost: int, slot_us: int, grace: int, reserved: dict[int, int]) -> None:
+        """Record a reservation at ``slot_us`` in every slot and in the call's reservations."""
         reserved[slot_us] = slot_us + grace
         self._put(slots[0].key + RESERVED, reserved, slot_us + grace)
         for slot in slots:
             self._record(slot, now, cost, slot_us + grace)
-        return slot_us
 
     def _rate(self, slot: Slot, now: int) -> float | None:
         if slot.adaptive is None:

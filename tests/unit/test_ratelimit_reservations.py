@@ -74,14 +74,11 @@ def test_the_kth_call_denied_in_a_burst_gets_the_kth_free_slot(make_limiter: Mak
     limiter = make_limiter(Limit("user", "2/1 second", by=("token",)))
     assert all(limiter.reserve(token="a").allowed for _ in range(2))
     slots = [slot_of(limiter.reserve(token="a")) for _ in range(6)]
-    # Two calls a window; each reservation counts at slot + grace, so the windows are
-    # period + grace apart; a slot taken is never given twice (the next is 1 µs later).
-    generation = 1_000_000 + GRACE_US
-    assert slots == [
-        1_000_000, 1_000_001,
-        1_000_000 + generation, 1_000_001 + generation,
-        1_000_000 + 2 * generation, 1_000_001 + 2 * generation,
-    ]  # fmt: skip
+    # Paced at the limit's rate (one every 0.5 s) from the first free slot; each reservation
+    # counts at slot + grace, so every other one waits for the one a window earlier to leave:
+    # two calls per period + grace, and no slot is given twice.
+    assert slots == [1_000_000, 1_500_000, 2_100_000, 2_600_000, 3_200_000, 3_700_000]
+    assert GRACE_US == 100_000
 
 
 def test_a_claim_within_its_grace_runs_and_fresh_calls_queue_behind_reservations(

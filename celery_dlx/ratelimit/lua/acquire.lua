@@ -98,13 +98,8 @@ local function claim(reserved, budgets_allow)
     return nil
 end
 
--- A reservation at slot (made unique: after the last one) in every log; returns the slot.
+-- A reservation at slot in every log and in the call's reservations.
 local function reserve(reserved, slot, logs, limits, expiries)
-    redis.call('ZREMRANGEBYSCORE', reserved, '-inf', string.format('(%d', now))
-    local last = redis.call('ZRANGE', reserved, -1, -1)[1]
-    if last and tonumber(last) >= slot then
-        slot = tonumber(last) + 1
-    end
     redis.call('ZADD', reserved, slot + grace, slot)
     redis.call('PEXPIRE', reserved, math.ceil((slot + grace - now) / 1000))
     for i = 1, #logs do
@@ -112,7 +107,12 @@ local function reserve(reserved, slot, logs, limits, expiries)
             record(logs[i], slot + grace, expiries[i])
         end
     end
-    return slot
+end
+
+-- The call's last reservation still to be claimed, or nil (forgetting those past their grace).
+local function last_reserved(reserved)
+    redis.call('ZREMRANGEBYSCORE', reserved, '-inf', string.format('(%d', now))
+    return tonumber(redis.call('ZRANGE', reserved, -1, -1)[1])
 end
 
 -- Decides the call whose arguments start at ARGV[a] and keys at KEYS[k]; returns the next a, k.
@@ -158,17 +158,24 @@ local function decide(a, k)
             a, k = a + 3, k + 2
         end
     end
-    local moved = at > now
-    while moved do  -- every limit must fit at the same time
-        moved = false
-        for i = 1, count do
-            if limits[i] > 0 then
-                local mine = earliest(logs[i], at, limits[i], periods[i])
-                if mine > at then
-                    at, blocker, moved = mine, i - 1, true
+    -- Every limit must fit at the same time: from at, the earliest time they all do.
+    local function settle(from)
+        local moved = true
+        while moved do
+            moved = false
+            for i = 1, count do
+                if limits[i] > 0 then
+                    local mine = earliest(logs[i], from, limits[i], periods[i])
+                    if mine > from then
+                        from, blocker, moved = mine, i - 1, true
+                    end
                 end
             end
         end
+        return from
+    end
+    if at > now then
+        at = settle(at)
     end
     local wait = at - now
     local claim_of = mode == 'c' and reserved and claim(reserved, budgets_allow)
@@ -185,7 +192,20 @@ local function decide(a, k)
         end
         wait = 0
     elseif reserved then
-        wait = reserve(reserved, at, logs, limits, expiries) - now
+        -- Reservations of a call's first limit are paced at its rate (and so unique): calls
+        -- denied together come back one after another, not as a burst the workers must queue.
+        local last = last_reserved(reserved)
+        if last then
+            local spacing = 1
+            if limits[1] > 0 then
+                spacing = math.max(1, math.floor(cost * periods[1] / limits[1]))
+            end
+            if last + spacing > at then
+                at = settle(last + spacing)
+            end
+        end
+        reserve(reserved, at, logs, limits, expiries)
+        wait = at - now
     end
     reply[#reply + 1] = wait
     if wait > 0 then
