@@ -9,7 +9,8 @@ through the broker).  :meth:`Limiter.acquire` consumes nothing for a denied call
 Reservations.  A denied call told only "the next slot is free in 2 s" comes back with every
 other call denied in that instant, one of them wins and the rest are denied again: a herd.
 :meth:`Limiter.reserve` gives a denied call a slot of its own instead, recorded in every limit
-that covers it, so the k-th call denied in a burst waits for the k-th free slot.  Presented
+that covers it, so the k-th call denied in a burst waits for the k-th free slot (the slots of
+a call's first limit paced at its rate, so they come back one after another).  Presented
 when the call comes back (``claim=``), the slot admits it without deciding again, if it is
 claimed within ``grace`` after its slot and nothing learned since (a budget from headers, a
 ``Retry-After``) forbids it.  An adaptive decrease does not void reservations made before it
