@@ -26,6 +26,7 @@ from celery_dlx.ratelimit import (
     Storage,
 )
 from celery_dlx.ratelimit.limiter import DEFAULT_GRACE
+from celery_dlx.ratelimit.storage import WINDOW
 
 from .ratelimit_support import FakeClock, redis_client, redis_prefix  # noqa: F401  (fixtures)
 from .test_ratelimit_concurrency import busiest_window
@@ -241,10 +242,11 @@ def test_a_window_written_as_a_list_before_reservations_keeps_counting(
 ) -> None:
     """A rolling upgrade: the window of a limit is still the list the previous version wrote
     (newest first); its calls keep counting, and the window becomes a sorted set."""
-    key = f"{redis_prefix}:user:a:w"
+    user = Limit("user", "2/1 second", by=("token",))
+    key = user.slot(redis_prefix, {"token": "a"}).key + WINDOW
     redis_client.lpush(key, START - 500_000, START - 200_000)  # two calls, the newest 0.2 s ago
     redis_client.pexpire(key, 60_000)
-    limiter = Limiter(RedisStorage(redis_client, clock=clock), [Limit("user", "2/1 second", by=("token",))], prefix=redis_prefix)
+    limiter = Limiter(RedisStorage(redis_client, clock=clock), [user], prefix=redis_prefix)
     denied = limiter.reserve(token="a")
     assert slot_of(denied) == 500_000  # when the call of 0.5 s ago leaves the window
     assert redis_client.type(key) == b"zset" and redis_client.zcard(key) == 4  # two calls, a reservation, '#'
