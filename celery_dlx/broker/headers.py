@@ -38,8 +38,12 @@ REPLAYS_HEADER = "dlx_replays"
 #: How many times a network task retried the message with a refreshed token; kept across
 #: retries, so a token the API keeps calling expired cannot loop through refreshes forever.
 TOKEN_REFRESHES_HEADER = "dlx_token_refreshes"
+#: The rate-limit slot a deferred message was given (``"<slot_us>:<made_us>"``, see
+#: :func:`celery_dlx.ratelimit.acquire_or_retry`); set on the request only for the deferral's
+#: publish, which it makes exact (:func:`~.publish.publish_delayed`), and read on arrival.
+RESERVATION_HEADER = "dlx_reservation"
 #: celery_dlx's headers that stay with a message from one delivery to the next.
-CARRIED_HEADERS = (REPLAYS_HEADER, TOKEN_REFRESHES_HEADER)
+CARRIED_HEADERS = (REPLAYS_HEADER, TOKEN_REFRESHES_HEADER, RESERVATION_HEADER)
 
 
 @contextmanager
@@ -90,6 +94,6 @@ def user_headers(headers: Mapping[str, Any] | None) -> dict[str, Any]:
 
 def carried_headers(request: Any) -> dict[str, Any]:
     """celery_dlx's headers that a message keeps from one delivery to the next (the replay
-    and token-refresh counts), read from the request, where they stay visible after
+    and token-refresh counts, a rate-limit reservation being deferred), read from the request, where they stay visible after
     :func:`user_headers` hid them from ``request.headers``."""
     return {name: value for name in CARRIED_HEADERS if (value := request.get(name)) is not None}

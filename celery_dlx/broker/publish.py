@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from typing import Any
 
@@ -31,7 +31,7 @@ from kombu import Connection, Producer
 
 from ..errors import CeleryDLXError, PublishFailed, RetryPublishError, TopologyMismatch
 from ..settings import Settings
-from .headers import argument_reprs, carried_headers, user_headers
+from .headers import RESERVATION_HEADER, argument_reprs, carried_headers, user_headers
 from .plan import Route
 from .topology import DESTINATION_HEADER, DUE_HEADER, Topology
 
@@ -257,7 +257,8 @@ def publish_delayed(
     ``message`` with no delay goes straight to its queue.  ``dlx_headers`` are celery_dlx's own
     (``dlx_*``) headers to add; ``args``, ``kwargs``, ``exc``, ``max_retries`` and ``options``
     are Celery's retry arguments for a delivery (checked by the caller), ``apply_async``
-    options for a message.
+    options for a message.  A delivery carrying a rate-limit reservation (``dlx_reservation``)
+    is planned exactly, whatever ``dlx_precision``.
 
     Raises ``ValueError`` for a bad delay, :class:`~celery_dlx.errors.TopologyMismatch` when the
     topology cannot be declared, and :class:`~celery_dlx.errors.PublishFailed` (``cause`` says
@@ -276,6 +277,10 @@ def publish_delayed(
         target = {}
     else:
         levels, scale = publisher.settings.levels, publisher.settings.time_scale
+        if delivery is not None and delivery.request.get(RESERVATION_HEADER) is not None:
+            # A reserved rate-limit slot is only good for a moment: plan it exactly, since the
+            # slack dlx_precision allows (up to 1/8 of the delay) would make it miss its slot.
+            levels = replace(levels, precision=Fraction(0))
         route = levels.plan(delay)  # validates the delay as asked, before any time scaling
         if scale != 1:
             # Exact: 900 s at the scale written as 0.001 is 0.9 s, not 0.9000000000000001 (0.91 s).

@@ -61,7 +61,7 @@ def usage(limiter: Limiter) -> tuple[list[SlotUsage], dict[str, int]]:
     with client.pipeline(transaction=False) as pipe:
         for limit, slot in chosen:
             key = _key(limiter.prefix, limit.name, slot)
-            pipe.lrange(key + WINDOW, 0, _burst(limit.rate) - 1)
+            pipe.zrange(key + WINDOW, -_burst(limit.rate), -1, withscores=True) if _burst(limit.rate) else pipe.echo("")
             pipe.hmget(key + BUDGET, "r", "t")
             pipe.hmget(key + ADAPTIVE, "p", "n", "d", "u")
         replies = pipe.execute()
@@ -102,7 +102,8 @@ def _usage(limit: Limit, slot: str, now_us: int, log: list[Any], budget: list[An
             state = AdaptiveState(float(p), int(n), int(d), int(u))
         learned = rate.rate(rate.current(state, now_us))
         period_us = round(rate.burst * 1_000_000 / learned)
-    used = sum(1 for entry in log if int(entry) + period_us > now_us)
+    # The window: a sorted set of the latest time each call (or reservation) may run, and a counter '#'.
+    used = sum(1 for member, entry in log or () if member not in (b"#", "#") and int(entry) + period_us > now_us)
     remaining = None
     if budget[1] is not None and int(budget[1]) > now_us:
         remaining = int(budget[0])

@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # the names for type checkers, one line a module (isort would
     from .limiter import Decision, Limiter, OnUnavailable
     from .rates import Rate
     from .redis_storage import RedisStorage
-    from .storage import Answer, MemoryStorage, Slot, Storage, StorageUnavailable
+    from .storage import Answer, MemoryStorage, Reservation, Slot, Storage, StorageUnavailable
     # isort: on
 
 #: Module (relative) -> the public names it defines, loaded on first use.
@@ -32,12 +32,12 @@ _MODULES = {
     ".limiter": "Decision Limiter OnUnavailable",
     ".rates": "Rate",
     ".redis_storage": "RedisStorage",
-    ".storage": "Answer MemoryStorage Slot Storage StorageUnavailable",
+    ".storage": "Answer MemoryStorage Reservation Slot Storage StorageUnavailable",
 }
 
 __getattr__, __dir__ = lazy_names(__name__, _MODULES)
 
 __all__ = [
     "AdaptiveRate", "Answer", "Decision", "Limit", "Limiter", "MemoryStorage", "OnUnavailable", "Rate",
-    "RedisStorage", "Slot", "Storage", "StorageUnavailable", "Throttled", "acquire_or_retry", "deferral",
+    "RedisStorage", "Reservation", "Slot", "Storage", "StorageUnavailable", "Throttled", "acquire_or_retry", "deferral",
 ]

@@ -4,7 +4,21 @@ A call names its factors (``limiter.acquire(network="twitter", token="t1", queue
 every :class:`~.limit.Limit` that covers them must admit it, and the storage decides for all
 of them in one atomic step (one Redis round trip).  A denied call is told how long to wait
 and is never blocked: the caller reschedules it (:func:`~.tasks.acquire_or_retry` does so
-through the broker).  Nothing is consumed from any limit by a denied call.
+through the broker).  :meth:`Limiter.acquire` consumes nothing for a denied call.
+
+Reservations.  A denied call told only "the next slot is free in 2 s" comes back with every
+other call denied in that instant, one of them wins and the rest are denied again: a herd.
+:meth:`Limiter.reserve` gives a denied call a slot of its own instead, recorded in every limit
+that covers it, so the k-th call denied in a burst waits for the k-th free slot (the slots of
+a call's first limit paced at its rate, so they come back one after another).  Presented
+when the call comes back (``claim=``), the slot admits it without deciding again, if it is
+claimed within ``grace`` after its slot and nothing learned since (a budget from headers, a
+``Retry-After``) forbids it.  An adaptive decrease does not void reservations made before it
+(the calls already scheduled, like calls already in flight, count once: feedback on a claimed
+call dates from its reservation), only later ones are spaced at the new rate.  Each reservation counts in every window as
+a call at ``slot + grace``, the latest it may run, so no window of any limit, by the times the
+calls really ran (the claims), ever holds more than the limit.  A reservation never claimed
+costs one call in each window until it ages out, one period after its slot.
 
 Besides known rates, the limiter learns: :meth:`Limiter.observe` takes what response headers
 say is left of a quota, and :meth:`Limiter.feedback` tells adaptive limits whether a call they
@@ -22,12 +36,17 @@ from typing import Literal, NamedTuple
 
 from ..errors import ConfigurationError
 from .limit import Limit
-from .storage import Answer, Slot, Storage, StorageUnavailable
+from .storage import Answer, Reservation, Slot, Storage, StorageUnavailable
 
 logger = logging.getLogger(__name__)
 
 #: Default first word of every storage key.
 DEFAULT_PREFIX = "celery_dlx:ratelimit"
+
+#: Default ``grace``: how late after its slot a reservation may still be claimed, in seconds.
+#: A deferral carrying one is planned exactly (never early, at most a 10 ms unit late) and
+#: arrives after a few broker hops; every reservation costs this much time in its windows.
+DEFAULT_GRACE = 0.1
 
 #: How many distinct factor combinations a limiter remembers the slots of.
 REMEMBERED_CALLS = 10_000
@@ -55,6 +74,9 @@ class Decision(NamedTuple):
     rates: tuple[float | None, ...] = ()
     #: True when the storage was unavailable and ``on_unavailable`` decided.
     degraded: bool = False
+    #: The slot reserved for a call :meth:`Limiter.reserve` denied, or the one an admitted
+    #: call presented.
+    reservation: Reservation | None = None
 
     @property
     def at(self) -> float:
@@ -66,7 +88,8 @@ class Limiter:
     """Decides calls under a set of named limits kept in ``storage``.
 
     ``prefix`` starts every storage key; ``on_unavailable`` and ``unavailable_wait`` say what
-    happens while the storage is unreachable (see :data:`OnUnavailable`).
+    happens while the storage is unreachable (see :data:`OnUnavailable`); ``grace`` is how late
+    (seconds) a reservation may be claimed, the same for every limiter sharing the keys.
     """
 
     def __init__(
@@ -77,6 +100,7 @@ class Limiter:
         prefix: str = DEFAULT_PREFIX,
         on_unavailable: OnUnavailable = "deny",
         unavailable_wait: float = 5.0,
+        grace: float = DEFAULT_GRACE,
     ) -> None:
         self.storage = storage
         self.limits: dict[str, Limit] = {}
@@ -92,6 +116,9 @@ class Limiter:
             raise ConfigurationError(f"on_unavailable must be 'deny', 'allow' or 'raise', got {on_unavailable!r}")
         if not math.isfinite(unavailable_wait) or unavailable_wait <= 0:
             raise ConfigurationError(f"unavailable_wait must be a positive number of seconds, got {unavailable_wait!r}")
+        if isinstance(grace, bool) or not isinstance(grace, (int, float)) or not 0 < grace < math.inf:
+            raise ConfigurationError(f"grace must be a positive number of seconds, got {grace!r}")
+        self.grace_us = max(1, round(grace * 1_000_000))
         if not isinstance(prefix, str) or not prefix:
             raise ConfigurationError(f"prefix must be a non-empty string, got {prefix!r}")
 
@@ -106,6 +133,29 @@ class Limiter:
         except StorageUnavailable as error:
             return self._unavailable(slots, error)
         return _decision(answer, slots)
+
+    def reserve(self, *, cost: int = 1, claim: Reservation | None = None, **factors: object) -> Decision:
+        """:meth:`acquire`, but a denied call reserves its own slot (``decision.reservation``,
+        ``decision.wait`` away) instead of consuming nothing.
+
+        Present the reservation as ``claim`` when the call comes back: within ``grace`` after
+        its slot it is admitted (unless a budget or ``Retry-After`` learned since forbids it); before its slot it is denied again with the same reservation; used,
+        late or forbidden, the call is decided anew (and may reserve again).
+        """
+        slots = self._slots(factors)
+        _check_cost(slots, cost)
+        if not slots:
+            return Decision(True, 0.0, _now_us())
+        try:
+            [answer] = self.storage.acquire([slots], cost, grace_us=self.grace_us, reserve=True, claim=claim)
+        except StorageUnavailable as error:
+            return self._unavailable(slots, error)
+        decision = _decision(answer, slots)
+        if answer.allowed:
+            return decision._replace(reservation=claim)  # feedback dates a claimed call from it
+        slot_us = answer.at_us + answer.wait_us
+        kept = claim is not None and claim.slot_us == slot_us
+        return decision._replace(reservation=claim if kept else Reservation(slot_us, answer.at_us))
 
     def acquire_many(self, calls: Iterable[Mapping[str, object]], *, cost: int = 1) -> list[Decision]:
         """:meth:`acquire` for each mapping of factors, in order, in one atomic step.
@@ -169,7 +219,8 @@ class Limiter:
             return
         adaptive = [slot for slot, _ in pairs]
         rates = [rate for _, rate in pairs]
-        self._learn(partial(self.storage.feedback, adaptive, limited, decision.at_us, rates))
+        admitted = decision.reservation.made_us if decision.reservation else decision.at_us  # scheduled then
+        self._learn(partial(self.storage.feedback, adaptive, limited, admitted, rates))
         if limited and retry_after is not None and retry_after > 0:
             block = _us(retry_after)
             for key in [slot.key for slot in adaptive]:

@@ -33,8 +33,10 @@ from .budget import SAME_WINDOW_US
 from .storage import (
     ADAPTIVE,
     BUDGET,
+    RESERVED,
     WINDOW,
     Answer,
+    Reservation,
     Slot,
     StorageUnavailable,
     adaptive_of,
@@ -52,12 +54,27 @@ class RedisStorage(ScriptedStore):
     default_timeout = DEFAULT_TIMEOUT
     scripts = ("acquire", "observe", "feedback")
 
-    def acquire(self, calls: Sequence[Sequence[Slot]], cost: int) -> list[Answer]:
+    def acquire(
+        self,
+        calls: Sequence[Sequence[Slot]],
+        cost: int,
+        *,
+        grace_us: int = 0,
+        reserve: bool = False,
+        claim: Reservation | None = None,
+    ) -> list[Answer]:
         """One script run for the whole batch: one round trip, however many calls and limits."""
         keys: list[str] = []
-        args: list[Any] = [self._now(), cost]
+        args: list[Any] = [self._now(), cost, grace_us]
+        if claim is not None:
+            args += ("c", claim.slot_us)
+        else:
+            args.append("r" if reserve else "p")
+        reserving = reserve or claim is not None
         for slots in calls:
             args.append(len(slots))
+            if reserving and slots:
+                keys.append(slots[0].key + RESERVED)
             for slot in slots:
                 _add_arguments(slot, keys, args)
         reply = self._guard(self._scripts["acquire"], keys, args)
@@ -74,7 +91,7 @@ class RedisStorage(ScriptedStore):
         self._guard(self._scripts["feedback"], [slot.key + ADAPTIVE for slot in slots], args)
 
     def clear(self, slots: Sequence[Slot]) -> None:
-        keys = [slot.key + suffix for slot in slots for suffix in (WINDOW, BUDGET, ADAPTIVE)]
+        keys = [slot.key + suffix for slot in slots for suffix in (WINDOW, BUDGET, ADAPTIVE, RESERVED)]
         if keys:
             self._guard(self.client.delete, *keys)
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, Protocol
 
@@ -23,8 +22,9 @@ from . import window
 from .adaptive import AdaptiveRate, AdaptiveState
 from .budget import Budget
 
-#: Suffixes of the three pieces of state a slot may have, under its key.
-WINDOW, BUDGET, ADAPTIVE = ":w", ":b", ":a"
+#: Suffixes of the pieces of state a slot may have, under its key: its window log, header
+#: budget, adaptive state, and the reservations not yet claimed (kept in a call's first slot).
+WINDOW, BUDGET, ADAPTIVE, RESERVED = ":w", ":b", ":a", ":r"
 
 
 class StorageUnavailable(CeleryDLXError):
@@ -49,6 +49,15 @@ class Slot(NamedTuple):
     adaptive: AdaptiveRate | None = None
 
 
+class Reservation(NamedTuple):
+    """A slot a denied call was given (storage times, microseconds): the call may run from
+    ``slot_us`` until ``slot_us`` plus the grace it was reserved with, once."""
+
+    slot_us: int
+    #: When it was reserved, under the rates then: feedback on the call counts from then.
+    made_us: int
+
+
 class Answer(NamedTuple):
     """A storage's decision for one call."""
 
@@ -66,11 +75,25 @@ class Answer(NamedTuple):
 class Storage(Protocol):
     """What a rate-limit backend does.  Every method is one atomic step."""
 
-    def acquire(self, calls: Sequence[Sequence[Slot]], cost: int) -> list[Answer]:
+    def acquire(
+        self,
+        calls: Sequence[Sequence[Slot]],
+        cost: int,
+        *,
+        grace_us: int = 0,
+        reserve: bool = False,
+        claim: Reservation | None = None,
+    ) -> list[Answer]:
         """Decide each call (the slots that cover it) in order, at one instant.
 
         A call of ``cost`` is admitted if every one of its slots allows it, and is then
-        recorded in all of them; a denied call changes nothing.
+        recorded in all of them.  Without ``reserve`` a denied call changes nothing; with it,
+        a denied call is given the earliest slot every limit allows after every earlier call and
+        reservation, recorded in all of them as a call at ``slot + grace_us`` (the latest it may
+        run): its answer's ``at_us + wait_us``.  ``claim`` (one call only) presents a reservation
+        made earlier: within its grace it is admitted without being decided again, unless a
+        budget learned since (headers, a ``Retry-After``) forbids it; before its slot it is
+        denied until then and kept; otherwise the call is decided anew.
         """
 
     def observe(self, key: str, remaining: int, reset_us: int, relative: bool) -> None:
@@ -105,10 +128,18 @@ class MemoryStorage:
         with self._lock:
             return len(self._data)
 
-    def acquire(self, calls: Sequence[Sequence[Slot]], cost: int) -> list[Answer]:
+    def acquire(
+        self,
+        calls: Sequence[Sequence[Slot]],
+        cost: int,
+        *,
+        grace_us: int = 0,
+        reserve: bool = False,
+        claim: Reservation | None = None,
+    ) -> list[Answer]:
         with self._lock:
             now = self._now()
-            return [self._acquire(slots, cost, now) for slots in calls]
+            return [self._acquire(slots, cost, now, grace_us, reserve, claim) for slots in calls]
 
     def observe(self, key: str, remaining: int, reset_us: int, relative: bool) -> None:
         with self._lock:
@@ -135,21 +166,66 @@ class MemoryStorage:
     def clear(self, slots: Sequence[Slot]) -> None:
         with self._lock:
             for slot in slots:
-                for suffix in (WINDOW, BUDGET, ADAPTIVE):
+                for suffix in (WINDOW, BUDGET, ADAPTIVE, RESERVED):
                     self._drop(slot.key + suffix)
 
-    def _acquire(self, slots: Sequence[Slot], cost: int, now: int) -> Answer:
-        longest, blocker = 0, -1
+    def _acquire(
+        self, slots: Sequence[Slot], cost: int, now: int, grace: int, reserve: bool, claim: Reservation | None
+    ) -> Answer:
         rates = tuple(self._rate(slot, now) for slot in slots)
-        for index, (slot, rate) in enumerate(zip(slots, rates)):
-            wait = self._wait(slot, rate, now, cost)
-            if wait > longest:
-                longest, blocker = wait, index
-        if longest:
-            return Answer(False, longest, now, blocker, rates)
+        periods = [slot.period_us if rate is None else window.period_us(slot.limit, rate) for slot, rate in zip(slots, rates)]
+        budgeted = [self._budgeted(slot, now, cost) for slot in slots]
+        earliest, blocker = now, -1
+        for index, slot in enumerate(slots):
+            at = max(self._earliest(slot, periods[index], now, now, cost, grace), budgeted[index])
+            if at > earliest:
+                earliest, blocker = at, index
+        if earliest > now:
+            earliest, blocker = self._settle(slots, periods, earliest, blocker, now, cost, grace)
+        reserving = (reserve or claim is not None) and bool(slots)
+        reserved: dict[int, int] | None = self._get(slots[0].key + RESERVED, now) if reserving else None
+        if claim is not None and reserved is not None and claim.slot_us in reserved:
+            if now < claim.slot_us:
+                return Answer(False, claim.slot_us - now, now, 0, rates)
+            until = reserved.pop(claim.slot_us)
+            if now <= until and max(budgeted) <= now:
+                self._spend(slots, now, cost)
+                return Answer(True, 0, now, -1, rates)
+        if earliest == now:
+            for slot in slots:
+                self._record(slot, now, cost, now)
+            self._spend(slots, now, cost)
+            return Answer(True, 0, now, -1, rates)
+        if reserving:
+            reserved = reserved if reserved is not None else {}
+            for old in [old for old, until in reserved.items() if until < now]:
+                del reserved[old]
+            if reserved:  # paced at the first limit's rate (and so unique), as acquire.lua
+                spacing = max(1, cost * periods[0] // slots[0].limit) if slots[0].limit else 1
+                if next(reversed(reserved)) + spacing > earliest:
+                    earliest, blocker = self._settle(slots, periods, next(reversed(reserved)) + spacing, blocker, now, cost, grace)
+            self._reserve(slots, now, cost, earliest, grace, reserved)
+        return Answer(False, earliest - now, now, blocker, rates)
+
+    def _settle(
+        self, slots: Sequence[Slot], periods: Sequence[int], at: int, blocker: int, now: int, cost: int, grace: int
+    ) -> tuple[int, int]:
+        """From ``at``, the earliest time every limit lets the call run, and the last one that moved it."""
+        moved = True
+        while moved:
+            moved = False
+            for index, slot in enumerate(slots):
+                mine = self._earliest(slot, periods[index], at, now, cost, grace)
+                if mine > at:
+                    at, blocker, moved = mine, index, True
+        return at, blocker
+
+    def _reserve(self, slots: Sequence[Slot], now: int, cost: int, slot_us: int, grace: int, reserved: dict[int, int]) -> None:
+        """Record a reservation at ``slot_us`` in every slot and in the call's reservations."""
+        reserved[slot_us] = slot_us + grace
+        self._put(slots[0].key + RESERVED, reserved, slot_us + grace)
         for slot in slots:
-            self._admit(slot, now, cost)
-        return Answer(True, 0, now, -1, rates)
+            self._record(slot, now, cost, slot_us + grace)
 
     def _rate(self, slot: Slot, now: int) -> float | None:
         if slot.adaptive is None:
@@ -157,23 +233,28 @@ class MemoryStorage:
         state: AdaptiveState | None = self._get(slot.key + ADAPTIVE, now)
         return slot.adaptive.rate(slot.adaptive.current(state, now))
 
-    def _wait(self, slot: Slot, rate: float | None, now: int, cost: int) -> int:
-        wait = 0
-        log: deque[int] | None = self._get(slot.key + WINDOW, now)
-        if slot.limit and log:
-            period = slot.period_us if rate is None else window.period_us(slot.limit, rate)
-            wait = window.wait_us(log, now, slot.limit, period, cost)
-        budget: Budget | None = self._get(slot.key + BUDGET, now)
-        return max(wait, budget.wait_us(now, cost)) if budget else wait
+    def _earliest(self, slot: Slot, period: int, start: int, now: int, cost: int, grace: int) -> int:
+        """When the slot's window lets the call run, from ``start``."""
+        log: list[int] | None = self._get(slot.key + WINDOW, now) if slot.limit else None
+        return window.earliest_us(log, start, slot.limit, period, cost, grace) if log else start
 
-    def _admit(self, slot: Slot, now: int, cost: int) -> None:
-        if slot.limit:
-            log: deque[int] = self._get(slot.key + WINDOW, now) or deque()
-            window.admit(log, now, slot.limit, cost)
-            self._put(slot.key + WINDOW, log, now + slot.period_us)
+    def _budgeted(self, slot: Slot, now: int, cost: int) -> int:
+        """When the slot's budget lets the call run (0: any time)."""
         budget: Budget | None = self._get(slot.key + BUDGET, now)
-        if budget and budget.reset_us > now:
-            self._put(slot.key + BUDGET, budget.spend(cost), budget.reset_us)
+        wait = budget.wait_us(now, cost) if budget else 0
+        return now + wait if wait else 0
+
+    def _record(self, slot: Slot, now: int, cost: int, entry: int) -> None:
+        if slot.limit:
+            log: list[int] = self._get(slot.key + WINDOW, now) or []
+            window.admit(log, entry, cost, now - slot.period_us)
+            self._put(slot.key + WINDOW, log, log[-1] + slot.period_us)
+
+    def _spend(self, slots: Sequence[Slot], now: int, cost: int) -> None:
+        for slot in slots:
+            budget: Budget | None = self._get(slot.key + BUDGET, now)
+            if budget and budget.reset_us > now:
+                self._put(slot.key + BUDGET, budget.spend(cost), budget.reset_us)
 
     def _now(self) -> int:
         return round(self._clock() * 1_000_000)

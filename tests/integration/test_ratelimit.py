@@ -101,3 +101,26 @@ def test_a_denied_task_comes_back_through_the_broker_after_its_wait(trickle: DLX
         assert back["queue"] == trickle.queues[0] and back["x_death"] > 0
         # ... and a deferral is not a failed attempt (the task allows no retries at all).
         assert back["retries"] == 0
+
+
+BURST = 16
+
+
+def test_a_burst_comes_back_one_reserved_slot_at_a_time_not_as_a_herd(trickle: DLXEnv) -> None:
+    """Every task denied in the burst reserves its own slot and runs on it when it comes back:
+    about one deferral per task beyond the first window, never more than the limit in a window."""
+    key = trickle.key()
+    trickle.keys += [f"{key}:admitted", f"{key}:deferred"]
+    ids = {trickle.app.tasks["rl.call"].delay(key).id for _ in range(BURST)}
+
+    deadline = time.monotonic() + 60
+    while trickle.store.llen(f"{key}:admitted") < BURST and time.monotonic() < deadline:
+        time.sleep(0.1)
+    admitted = entries(trickle.store, f"{key}:admitted")
+    deferred = entries(trickle.store, f"{key}:deferred")
+
+    assert sorted(a["id"] for a in admitted) == sorted(ids), "every task ran exactly once"
+    assert busiest_window([a["at_us"] for a in admitted], RATE.period_us) <= RATE.limit
+    assert len(deferred) <= 1.2 * BURST, f"{len(deferred)} deferrals for {BURST} tasks"
+    # Planned exactly: each deferral's countdown is the wait to its slot, without jitter.
+    assert all(d["countdown"] == d["wait"] for d in deferred)

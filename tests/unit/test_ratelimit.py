@@ -505,5 +505,5 @@ def test_redis_clock_is_shared_and_exact(redis_client: redis.Redis, redis_prefix
     second = limiter.acquire(token="a")
     assert first.allowed and not second.allowed
     assert second.wait == (first.at_us + 3_600_000_000 - second.at_us) / 1_000_000
-    entry = redis_client.lindex(f"{tagged_prefix(redis_prefix)}:user:a:w", 0)
+    [(_, entry)] = redis_client.zrevrange(f"{tagged_prefix(redis_prefix)}:user:a:w", 0, 0, withscores=True)  # the newest call
     assert entry is not None and int(entry) == first.at_us

@@ -10,12 +10,15 @@ from typing import Any
 
 import pytest
 from celery import Celery, Task
+from celery.app.task import Context
 from celery.exceptions import Retry
 
+from celery_dlx.broker.headers import RESERVATION_HEADER
 from celery_dlx.ratelimit import (
     Limit,
     Limiter,
     MemoryStorage,
+    Reservation,
     Throttled,
     acquire_or_retry,
     deferral,
@@ -98,3 +101,47 @@ def test_a_deferral_in_a_worker_keeps_the_retry_count(app: Celery, monkeypatch: 
     [(retries, countdown)] = published
     assert retries == 2
     assert 3600.0 <= countdown <= 3601.0
+
+
+def test_a_deferral_in_a_worker_carries_its_reservation_and_comes_back_exactly_at_it(
+    app: Celery, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = FakeClock()
+    limiter = Limiter(MemoryStorage(clock), [Limit("trickle", "1/hour", by=("queue",))])
+    limiter.acquire(queue="work")
+    published: list[tuple[float, Any]] = []
+
+    def fake_delayed_retry(task: Task, *, countdown: float, exc: BaseException, count_attempt: bool) -> Retry:
+        published.append((countdown, task.request.get(RESERVATION_HEADER)))  # what the message carries
+        return Retry(exc=exc, when=countdown)
+
+    monkeypatch.setattr(integration, "delayed_retry", fake_delayed_retry)
+    seen: list[Any] = []
+    task = make_task(app, limiter, seen)
+    delivery = {"called_directly": False, "is_eager": False, "delivery_info": {"exchange": "", "routing_key": "work"}}
+    task.push_request(**delivery)
+    try:
+        with pytest.raises(Retry):
+            task.run()
+        assert task.request.get(RESERVATION_HEADER) is None, "only the deferral's publish carries it"
+    finally:
+        task.pop_request()
+    [(countdown, carried)] = published
+    slot_us = clock.us + 3_600_000_000
+    assert (countdown, carried) == (3600.0, f"{slot_us}:{clock.us}")  # exact: no jitter
+
+    clock.us = slot_us  # the message arrives at its slot with the header
+    task.push_request(**delivery, **{RESERVATION_HEADER: carried})
+    try:
+        assert task.run() == "done"
+        assert task.request.get(RESERVATION_HEADER) is None, "used up: a later retry must not carry it"
+    finally:
+        task.pop_request()
+    assert seen[-1].allowed and seen[-1].at_us == slot_us
+
+
+@pytest.mark.parametrize("carried", [None, "", "12", "a:b", "1:2:3"])
+def test_a_missing_or_foreign_reservation_header_is_no_claim(carried: Any) -> None:
+    request = Context({RESERVATION_HEADER: carried})
+    assert integration.presented(request) is None
+    assert integration.presented(Context({RESERVATION_HEADER: "5:3"})) == Reservation(5, 3)

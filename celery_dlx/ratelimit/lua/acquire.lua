@@ -1,24 +1,130 @@
 -- Decide calls in order, each under every limit that applies to it, in one atomic step
--- (storage.MemoryStorage.acquire).  A call is admitted only if all its limits admit it, and is
--- then recorded in all of them; a denied call changes nothing.
--- ARGV: clock, cost, then per call: its number of limits and, per limit, either
+-- (storage.MemoryStorage.acquire, window.earliest_us).  A call is admitted only if all its
+-- limits admit it, and is then recorded in all of them.  In mode 'p' a denied call changes
+-- nothing; in mode 'r' it reserves the earliest slot all its limits allow, recorded in every
+-- window as a call at slot + grace (the latest it may run) and in its reservations (a sorted
+-- set: member the slot, score the end of its grace); mode 'c' (one call) first claims one.
+-- ARGV: clock, cost, grace, mode ('p', 'r' or 'c'), for 'c' the claimed slot, then per call: its number of limits and, per limit, either
 --   'f', limit, period                    a known rate (limit 0: learned from headers only), or
 --   'a', limit, period, initial, floor, ceiling, decrease, recover, forget
 --                                         an adaptive rate (period: the longest, for expiry).
--- KEYS: per call, per limit: its window log (list, newest first) and header budget (hash r, t),
---       and for an adaptive limit its state (hash p, n, d, u).
--- Returns {now, then per call: its wait (0: admitted); if denied, the 0-based index of the limit
--- with the longest wait; and the rate of each of its adaptive limits as exact text}.
+-- KEYS: per call, in modes 'r' and 'c', its reservations; then per limit: its window (sorted
+--       set of the latest time each call may run) and header budget (hash r, t), and for an
+--       adaptive limit its state (hash p, n, d, u).
+-- Returns {now, then per call: its wait (0: admitted; if reserved, the slot is now + wait); if
+-- denied, the 0-based index of the limit with the longest wait; and the rate of each of its
+-- adaptive limits as exact text}.
 local now = clock(ARGV[1])
 local cost = tonumber(ARGV[2])
+local grace = tonumber(ARGV[3])
+local mode = ARGV[4]
+local claimed
+local a = 5
+if mode == 'c' then
+    claimed, a = ARGV[5], 6
+end
 local reply = {now}
+
+-- Records cost calls that may run until entry in a window (sorted set: score entry, member
+-- unique thanks to the counter '#', whose score is minus the calls ever recorded), forgets (every
+-- 8th call, which bounds the set as well) the entries no call from now on can share a window
+-- with, and keeps the window until its last entry ages out.
+local function record(log, entry, expiry)
+    local n = -tonumber(redis.call('ZINCRBY', log, -cost, '#'))
+    for i = 1, cost do
+        redis.call('ZADD', log, entry, string.format('%d:%d', entry, n - i))
+    end
+    if math.floor(n / 8) ~= math.floor((n - cost) / 8) then
+        redis.call('ZREMRANGEBYSCORE', log, 0, now - expiry)
+    end
+    local last = tonumber(redis.call('ZRANGE', log, -1, -1, 'WITHSCORES')[2])
+    redis.call('PEXPIRE', log, math.ceil((last + expiry - now) / 1000))
+end
+
+-- A window celery_dlx wrote as a list before reservations, as a sorted set of the same calls.
+local function upgrade(log)
+    if redis.call('TYPE', log).ok == 'list' then
+        local entries, ttl = redis.call('LRANGE', log, 0, -1), redis.call('PTTL', log)
+        redis.call('DEL', log)
+        for i, entry in ipairs(entries) do
+            redis.call('ZADD', log, entry, entry .. ':' .. i)
+        end
+        redis.call('ZADD', log, -#entries, '#')
+        if ttl > 0 then
+            redis.call('PEXPIRE', log, ttl)
+        end
+    end
+end
+
+-- Entries of a window in (low, high]; a window written as a list (newest first) by celery_dlx
+-- before reservations is first made a sorted set (the error says so: no TYPE on every call).
+local function count(log, low, high)
+    local found = redis.pcall('ZCOUNT', log, low, high)
+    if type(found) == 'number' then
+        return found
+    end
+    upgrade(log)
+    return redis.call('ZCOUNT', log, low, high)
+end
+
+-- window.earliest_us: the earliest time from at when cost more calls fit the window log.
+local function earliest(log, at, limit, period)
+    local room = limit - cost
+    for _ = 1, 32 do
+        local low = string.format('(%d', at - period)
+        local found = count(log, low, at + period + 2 * grace)
+        if found <= room then
+            return at
+        end
+        at = tonumber(redis.call('ZRANGEBYSCORE', log, low, '+inf', 'WITHSCORES', 'LIMIT', found - room - 1, 1)[2]) + period
+    end
+    return math.max(at, tonumber(redis.call('ZREVRANGE', log, room, room, 'WITHSCORES')[2]) + period)
+end
+
+-- The claim of the call whose reservations are ``reserved``: 'run' it, keep it 'early', or
+-- nil (absent, late or overruled by a budget: the call is decided anew).
+local function claim(reserved, budgets_allow)
+    local until_ = redis.call('ZSCORE', reserved, claimed)
+    if not until_ then
+        return nil
+    end
+    if now < tonumber(claimed) then
+        return 'early'
+    end
+    redis.call('ZREM', reserved, claimed)
+    if now <= tonumber(until_) and budgets_allow then
+        return 'run'
+    end
+    return nil
+end
+
+-- A reservation at slot in every log and in the call's reservations.
+local function reserve(reserved, slot, logs, limits, expiries)
+    redis.call('ZADD', reserved, slot + grace, slot)
+    redis.call('PEXPIRE', reserved, math.ceil((slot + grace - now) / 1000))
+    for i = 1, #logs do
+        if limits[i] > 0 then
+            record(logs[i], slot + grace, expiries[i])
+        end
+    end
+end
+
+-- The call's last reservation still to be claimed, or nil (forgetting those past their grace).
+local function last_reserved(reserved)
+    redis.call('ZREMRANGEBYSCORE', reserved, '-inf', string.format('(%d', now))
+    return tonumber(redis.call('ZRANGE', reserved, -1, -1)[1])
+end
 
 -- Decides the call whose arguments start at ARGV[a] and keys at KEYS[k]; returns the next a, k.
 local function decide(a, k)
     local count = tonumber(ARGV[a])
     a = a + 1
-    local logs, limits, expiries, budgets, rates = {}, {}, {}, {}, {}
-    local longest, blocker = 0, -1
+    local reserved = false
+    if mode ~= 'p' and count > 0 then
+        reserved, k = KEYS[k], k + 1
+    end
+    local logs, limits, expiries, periods, budgets, rates = {}, {}, {}, {}, {}, {}
+    local at, blocker, budgets_allow = now, -1, true
     for i = 1, count do
         local adaptive = ARGV[a] == 'a'
         local limit, period = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2])
@@ -31,22 +137,20 @@ local function decide(a, k)
             rates[#rates + 1] = string.format('%.17g', rate)
             period = math.floor(limit * 1000000 / rate + 0.5)
         end
-        local wait = 0
+        periods[i] = period
+        local mine = now
         if limit > 0 then
-            local entry = redis.call('LINDEX', KEYS[k], limit - cost)
-            if entry then
-                wait = math.max(0, tonumber(entry) + period - now)
-            end
+            mine = earliest(KEYS[k], now, limit, period)
         end
         local reset = tonumber(redis.call('HGET', KEYS[k + 1], 't'))  -- one field: most limits have none
         if reset and reset > now then
             budgets[i] = KEYS[k + 1]
             if tonumber(redis.call('HGET', KEYS[k + 1], 'r')) < cost then
-                wait = math.max(wait, reset - now)
+                mine, budgets_allow = math.max(mine, reset), false
             end
         end
-        if wait > longest then
-            longest, blocker = wait, i - 1
+        if mine > at then
+            at, blocker = mine, i - 1
         end
         if adaptive then
             a, k = a + 9, k + 3
@@ -54,22 +158,57 @@ local function decide(a, k)
             a, k = a + 3, k + 2
         end
     end
-    if longest == 0 then
-        for i = 1, count do
-            if limits[i] > 0 then
-                for _ = 1, cost do
-                    redis.call('LPUSH', logs[i], now)
+    -- Every limit must fit at the same time: from at, the earliest time they all do.
+    local function settle(from)
+        local moved = true
+        while moved do
+            moved = false
+            for i = 1, count do
+                if limits[i] > 0 then
+                    local mine = earliest(logs[i], from, limits[i], periods[i])
+                    if mine > from then
+                        from, blocker, moved = mine, i - 1, true
+                    end
                 end
-                redis.call('LTRIM', logs[i], 0, limits[i] - 1)
-                redis.call('PEXPIRE', logs[i], math.ceil(expiries[i] / 1000))
+            end
+        end
+        return from
+    end
+    if at > now then
+        at = settle(at)
+    end
+    local wait = at - now
+    local claim_of = mode == 'c' and reserved and claim(reserved, budgets_allow)
+    if claim_of == 'early' then
+        wait, blocker = tonumber(claimed) - now, 0
+    elseif claim_of == 'run' or wait == 0 then
+        for i = 1, count do
+            if claim_of ~= 'run' and limits[i] > 0 then
+                record(logs[i], now, expiries[i])
             end
             if budgets[i] then
                 redis.call('HINCRBY', budgets[i], 'r', -cost)
             end
         end
+        wait = 0
+    elseif reserved then
+        -- Reservations of a call's first limit are paced at its rate (and so unique): calls
+        -- denied together come back one after another, not as a burst the workers must queue.
+        local last = last_reserved(reserved)
+        if last then
+            local spacing = 1
+            if limits[1] > 0 then
+                spacing = math.max(1, math.floor(cost * periods[1] / limits[1]))
+            end
+            if last + spacing > at then
+                at = settle(last + spacing)
+            end
+        end
+        reserve(reserved, at, logs, limits, expiries)
+        wait = at - now
     end
-    reply[#reply + 1] = longest
-    if longest > 0 then
+    reply[#reply + 1] = wait
+    if wait > 0 then
         reply[#reply + 1] = blocker
     end
     for _, rate in ipairs(rates) do
@@ -78,7 +217,7 @@ local function decide(a, k)
     return a, k
 end
 
-local a, k = 3, 1
+local k = 1
 while a <= #ARGV do
     a, k = decide(a, k)
 end
