@@ -1,4 +1,5 @@
-"""Shared by the Redis storage tests: an injectable clock and a real Redis with a unique prefix.
+"""Shared by the rate-limit storage tests: an injectable clock, a real Redis with a unique prefix,
+and the ``storage`` / ``make_limiter`` fixtures that run a test on memory and on every Redis flavour.
 
 Real-Redis fixtures skip when Redis is absent, but fail under CI=true (the integration
 suite's rule), so CI cannot go green by skipping.  ``redis_url`` and ``redis_client`` come in
@@ -11,10 +12,11 @@ master (marker ``redis_sentinel``); ``make test-redis-cluster`` runs the last tw
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
+from celery_dlx.ratelimit import Limit, Limiter, MemoryStorage, RedisStorage, Storage
 from celery_dlx.redisio.client import Client, client_from_url
 from tests.integration.conftest import require
 from tests.integration.dlx_app import REDIS_URL
@@ -93,3 +95,39 @@ def delete_under(client: Client, prefix: str) -> None:
     for pattern in (f"{prefix}:*", "{" + f"{prefix}" + "}:*", "{" + f"{prefix}:*"):
         for key in list(client.scan_iter(pattern, count=1000)):
             client.delete(key)
+
+
+MakeLimiter = Callable[..., Limiter]
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture(
+    params=[
+        "memory",
+        pytest.param("redis", marks=pytest.mark.integration),
+        pytest.param("redis-cluster", marks=[pytest.mark.integration, pytest.mark.redis_cluster]),
+        pytest.param("redis-sentinel", marks=[pytest.mark.integration, pytest.mark.redis_sentinel]),
+    ]
+)
+def storage(request: pytest.FixtureRequest, clock: FakeClock) -> Storage:
+    """Each test on memory, the standalone Redis, the local Cluster and the local Sentinel."""
+    if request.param == "memory":
+        return MemoryStorage(clock)
+    return RedisStorage(request.getfixturevalue("redis_client"), clock=clock)
+
+
+@pytest.fixture
+def prefix(request: pytest.FixtureRequest, storage: Storage) -> str:
+    return request.getfixturevalue("redis_prefix") if isinstance(storage, RedisStorage) else "rltest"
+
+
+@pytest.fixture
+def make_limiter(storage: Storage, prefix: str) -> MakeLimiter:
+    def make(*limits: Limit, **options: object) -> Limiter:
+        return Limiter(storage, limits, prefix=prefix, **options)  # type: ignore[arg-type]
+
+    return make

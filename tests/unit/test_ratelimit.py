@@ -26,44 +26,10 @@ from celery_dlx.ratelimit import (
 )
 from celery_dlx.redisio.keys import tagged_prefix
 
-from .ratelimit_support import FakeClock, redis_client, redis_prefix  # noqa: F401  (fixtures)
-
-MakeLimiter = Callable[..., Limiter]
+from .ratelimit_support import FakeClock, MakeLimiter, redis_client, redis_prefix  # noqa: F401  (fixtures)
 
 #: A rate whose numbers are easy to follow: 2/s, halved on a 429, back at the peak in 4 successes.
 ADAPTIVE = AdaptiveRate(initial=2.0, floor=0.5, ceiling=8.0, decrease=0.5, recover=4, forget_after=600)
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture(
-    params=[
-        "memory",
-        pytest.param("redis", marks=pytest.mark.integration),
-        pytest.param("redis-cluster", marks=[pytest.mark.integration, pytest.mark.redis_cluster]),
-        pytest.param("redis-sentinel", marks=[pytest.mark.integration, pytest.mark.redis_sentinel]),
-    ]
-)
-def storage(request: pytest.FixtureRequest, clock: FakeClock) -> Storage:
-    if request.param == "memory":
-        return MemoryStorage(clock)
-    return RedisStorage(request.getfixturevalue("redis_client"), clock=clock)
-
-
-@pytest.fixture
-def prefix(request: pytest.FixtureRequest, storage: Storage) -> str:
-    return request.getfixturevalue("redis_prefix") if isinstance(storage, RedisStorage) else "rltest"
-
-
-@pytest.fixture
-def make_limiter(storage: Storage, prefix: str) -> MakeLimiter:
-    def make(*limits: Limit, **options: object) -> Limiter:
-        return Limiter(storage, limits, prefix=prefix, **options)  # type: ignore[arg-type]
-
-    return make
 
 
 def allowed(decision: Decision) -> bool:

@@ -10,7 +10,6 @@ every slot is checked to the microsecond.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
 
 import pytest
 import redis
@@ -20,49 +19,17 @@ from celery_dlx.ratelimit import (
     Decision,
     Limit,
     Limiter,
-    MemoryStorage,
     RedisStorage,
     Reservation,
-    Storage,
 )
 from celery_dlx.ratelimit.limiter import DEFAULT_GRACE
 from celery_dlx.ratelimit.storage import WINDOW
 
-from .ratelimit_support import FakeClock, redis_client, redis_prefix  # noqa: F401  (fixtures)
+from .ratelimit_support import FakeClock, MakeLimiter, redis_client, redis_prefix  # noqa: F401  (fixtures)
 from .test_ratelimit_concurrency import busiest_window
 
-MakeLimiter = Callable[..., Limiter]
 GRACE_US = round(DEFAULT_GRACE * 1_000_000)
 START = FakeClock().us
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture(
-    params=[
-        "memory",
-        pytest.param("redis", marks=pytest.mark.integration),
-        pytest.param("redis-cluster", marks=[pytest.mark.integration, pytest.mark.redis_cluster]),
-        pytest.param("redis-sentinel", marks=[pytest.mark.integration, pytest.mark.redis_sentinel]),
-    ]
-)
-def storage(request: pytest.FixtureRequest, clock: FakeClock) -> Storage:
-    if request.param == "memory":
-        return MemoryStorage(clock)
-    return RedisStorage(request.getfixturevalue("redis_client"), clock=clock)
-
-
-@pytest.fixture
-def make_limiter(request: pytest.FixtureRequest, storage: Storage) -> MakeLimiter:
-    prefix = request.getfixturevalue("redis_prefix") if isinstance(storage, RedisStorage) else "rltest"
-
-    def make(*limits: Limit, **options: object) -> Limiter:
-        return Limiter(storage, limits, prefix=prefix, **options)  # type: ignore[arg-type]
-
-    return make
 
 
 def slot_of(decision: Decision) -> int:
