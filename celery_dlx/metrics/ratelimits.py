@@ -102,8 +102,8 @@ def _usage(limit: Limit, slot: str, now_us: int, log: list[Any], budget: list[An
             state = AdaptiveState(float(p), int(n), int(d), int(u))
         learned = rate.rate(rate.current(state, now_us))
         period_us = round(rate.burst * 1_000_000 / learned)
-    # The window: a sorted set of the latest time each call (or reservation) may run, and a counter '#'.
-    used = sum(1 for member, entry in log or () if member not in (b"#", "#") and int(entry) + period_us > now_us)
+    # The window: a sorted set of the latest time each call (or reservation) may run.
+    used = sum(1 for _, entry in log or () if int(entry) + period_us > now_us)
     remaining = None
     if budget[1] is not None and int(budget[1]) > now_us:
         remaining = int(budget[0])

@@ -25,6 +25,8 @@ one slot: put a hash tag in the prefix (``"{rl}:celery_dlx"``); this is not test
 
 from __future__ import annotations
 
+import functools
+import random
 from collections.abc import Sequence
 from typing import Any
 
@@ -65,7 +67,7 @@ class RedisStorage(ScriptedStore):
     ) -> list[Answer]:
         """One script run for the whole batch: one round trip, however many calls and limits."""
         keys: list[str] = []
-        args: list[Any] = [self._now(), cost, grace_us]
+        args: list[Any] = [self._now(), cost, grace_us, random.getrandbits(48)]
         if claim is not None:
             args += ("c", claim.slot_us)
         else:
@@ -96,15 +98,25 @@ class RedisStorage(ScriptedStore):
             self._guard(self.client.delete, *keys)
 
 
-def _add_arguments(slot: Slot, keys: list[str], args: list[Any]) -> None:
-    """A slot's KEYS and ARGV in ``acquire.lua``: an adaptive one has three keys and nine
-    values, any other two and three, so a plain limit costs few arguments to send."""
+def _add_arguments(slot: Slot, keys: list[Any], args: list[Any]) -> None:
+    """A slot's KEYS and ARGV in ``acquire.lua`` (see :func:`_slot_arguments`)."""
+    slot_keys, slot_args = _slot_arguments(slot)
+    keys += slot_keys
+    args += slot_args
+
+
+@functools.lru_cache(maxsize=65_536)
+def _slot_arguments(slot: Slot) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
+    """A slot's KEYS and ARGV in ``acquire.lua``, encoded once: the limiter hands back the same
+    slots for the same factors, and encoding a dozen arguments is most of the client's work per
+    call.  An adaptive slot has three keys and nine values, any other two and three."""
     if slot.adaptive is None:
-        keys += (slot.key + WINDOW, slot.key + BUDGET)
-        args += ("f", slot.limit, slot.period_us)
+        keys: tuple[str, ...] = (slot.key + WINDOW, slot.key + BUDGET)
+        args: tuple[Any, ...] = ("f", slot.limit, slot.period_us)
     else:
-        keys += (slot.key + WINDOW, slot.key + BUDGET, slot.key + ADAPTIVE)
-        args += ("a", slot.limit, slot.period_us, *_adaptive_arguments(slot))
+        keys = (slot.key + WINDOW, slot.key + BUDGET, slot.key + ADAPTIVE)
+        args = ("a", slot.limit, slot.period_us, *_adaptive_arguments(slot))
+    return tuple(key.encode() for key in keys), tuple(str(arg).encode() for arg in args)
 
 
 def _adaptive_arguments(slot: Slot) -> tuple[Any, ...]:

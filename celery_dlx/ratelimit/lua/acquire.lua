@@ -4,7 +4,8 @@
 -- nothing; in mode 'r' it reserves the earliest slot all its limits allow, recorded in every
 -- window as a call at slot + grace (the latest it may run) and in its reservations (a sorted
 -- set: member the slot, score the end of its grace); mode 'c' (one call) first claims one.
--- ARGV: clock, cost, grace, mode ('p', 'r' or 'c'), for 'c' the claimed slot, then per call: its number of limits and, per limit, either
+-- ARGV: clock, cost, grace, a random token (makes members unique, picks when to prune), mode
+--   ('p', 'r' or 'c'), for 'c' the claimed slot, then per call: its number of limits and, per limit, either
 --   'f', limit, period                    a known rate (limit 0: learned from headers only), or
 --   'a', limit, period, initial, floor, ceiling, decrease, recover, forget
 --                                         an adaptive rate (period: the longest, for expiry).
@@ -17,28 +18,33 @@
 local now = clock(ARGV[1])
 local cost = tonumber(ARGV[2])
 local grace = tonumber(ARGV[3])
-local mode = ARGV[4]
+local token = ARGV[4]
+local mode = ARGV[5]
 local claimed
-local a = 5
+local a = 6
 if mode == 'c' then
-    claimed, a = ARGV[5], 6
+    claimed, a = ARGV[6], 7
 end
+local recorded = tonumber(token) % 8  -- entries recorded by this run, from a random start
 local reply = {now}
 
 -- Records cost calls that may run until entry in a window (sorted set: score entry, member
--- unique thanks to the counter '#', whose score is minus the calls ever recorded), forgets (every
--- 8th call, which bounds the set as well) the entries no call from now on can share a window
--- with, and keeps the window until its last entry ages out.
+-- unique thanks to the caller's random token and this run's count), forgets (on one call in 8,
+-- from the token's random start, which bounds the set as well) the entries no call from now on
+-- can share a window with, and keeps the window until its last entry ages out: PEXPIRE GT only
+-- ever lengthens the time to live, and a window just created has none yet.
 local function record(log, entry, expiry)
-    local n = -tonumber(redis.call('ZINCRBY', log, -cost, '#'))
-    for i = 1, cost do
-        redis.call('ZADD', log, entry, string.format('%d:%d', entry, n - i))
+    for _ = 1, cost do
+        recorded = recorded + 1
+        redis.call('ZADD', log, entry, string.format('%d:%s:%d', entry, token, recorded))
+        if recorded % 8 == 0 then
+            redis.call('ZREMRANGEBYSCORE', log, 0, now - expiry)
+        end
     end
-    if math.floor(n / 8) ~= math.floor((n - cost) / 8) then
-        redis.call('ZREMRANGEBYSCORE', log, 0, now - expiry)
+    local ttl = math.ceil((entry + expiry - now) / 1000)
+    if redis.call('PEXPIRE', log, ttl, 'GT') == 0 and redis.call('PTTL', log) == -1 then
+        redis.call('PEXPIRE', log, ttl)
     end
-    local last = tonumber(redis.call('ZRANGE', log, -1, -1, 'WITHSCORES')[2])
-    redis.call('PEXPIRE', log, math.ceil((last + expiry - now) / 1000))
 end
 
 -- A window celery_dlx wrote as a list before reservations, as a sorted set of the same calls.
@@ -49,7 +55,6 @@ local function upgrade(log)
         for i, entry in ipairs(entries) do
             redis.call('ZADD', log, entry, entry .. ':' .. i)
         end
-        redis.call('ZADD', log, -#entries, '#')
         if ttl > 0 then
             redis.call('PEXPIRE', log, ttl)
         end
